@@ -124,7 +124,9 @@ def from_dict(d: dict[str, Any]) -> TrialConfig:
     parts = {name: _section(name, SECTIONS[name], d.get(name) or {}) for name in SECTIONS}
     cfg = TrialConfig(**parts)
     validate(cfg)
-    return cfg
+    from study import methods
+
+    return dataclasses.replace(cfg, method=methods.get(cfg.method.name).normalise(cfg.method))
 
 
 def _section(name: str, cls: type, values: dict[str, Any]) -> Any:
@@ -173,6 +175,7 @@ def validate(cfg: TrialConfig) -> None:
     data.get(cfg.dataset.name)
     models.get(cfg.model.name)
     methods.get(cfg.method.name).check(cfg.method)
+    models.check(cfg.model)
     t = cfg.train
     _positive("train.epochs", t.epochs)
     _positive("train.batch_size", t.batch_size)

@@ -1,0 +1,123 @@
+"""`study run | trial | resume | validate` (DESIGN.md, "CLI").
+
+User errors (bad spec, unknown name, missing data, impossible resources) print one line on stderr
+and exit with status 2; nothing is started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from study.config import ConfigError
+
+USER_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"study {args.command}: error: {e}", file=sys.stderr)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        print(f"study {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="study",
+        description="Mixup-calibration studies (Wang et al., CVPR 2023) on Ray Tune.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a study on Ray Tune (a local Ray instance by default)")
+    run.add_argument("spec", type=Path, help="study spec (YAML, see search_spaces/)")
+    run.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT")
+    run.add_argument("--storage", type=Path, help="results root (default: ./studies)")
+    run.add_argument("--name", help="study name (default: the spec's name)")
+    run.add_argument("--resume", action="store_true", help="continue a stopped or crashed study")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="override a fixed setting, e.g. train.epochs=2 (repeatable)",
+    )
+    run.set_defaults(func=_run)
+
+    resume = sub.add_parser("resume", help="continue a stopped or crashed study (run --resume)")
+    for a in run._actions[1:]:
+        if a.dest not in ("resume", "help"):
+            resume._add_action(a)
+    resume.set_defaults(func=_resume)
+
+    trial = sub.add_parser("trial", help="run one trial in-process, without Ray (debugging)")
+    trial.add_argument("spec", nargs="?", type=Path, help="optional spec: its fixed settings")
+    trial.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="a setting, e.g. method.name=mit_a (repeatable; SECTION.KEY)",
+    )
+    trial.add_argument("--results", type=Path, help="write the per-epoch Parquet rows here")
+    trial.add_argument("--quiet", action="store_true", help="no progress bar")
+    trial.set_defaults(func=_trial)
+
+    validate = sub.add_parser("validate", help="check a spec and print its search space")
+    validate.add_argument("spec", type=Path)
+    validate.set_defaults(func=_validate)
+    return p
+
+
+def parse_sets(sets: list[str]) -> dict[str, object]:
+    """`["a.b=1", "c.d=x"]` → `{"a.b": 1, "c.d": "x"}`, values parsed as YAML scalars."""
+    out = {}
+    for item in sets:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def _lazy(module: str, name: str) -> Callable:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return _lazy("study.tune", "run_study_cli")(args)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    args.resume = True
+    return _run(args)
+
+
+def _trial(args: argparse.Namespace) -> int:
+    return _lazy("study.debug", "trial_cli")(args)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    spec = _lazy("study.spec", "load_spec")(args.spec)
+    print(spec.describe())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

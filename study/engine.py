@@ -1,0 +1,120 @@
+"""The two passes of an epoch: `train_epoch` (method.step over the batches) and `infer` (one
+logits pass over a split, fp32 on the device, feeding every metric).
+
+Divergence is checked without a host sync per step: per-step losses stay on the device and are
+checked every `check_every` steps (every step on CPU, where a sync is free).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from study.loader import Normalize, eval_batches
+from study.methods import Method
+
+
+class Diverged(RuntimeError):
+    """A non-finite training loss; `step` is 1-based within the epoch."""
+
+    def __init__(self, step: int):
+        super().__init__(f"non-finite loss at step {step}")
+        self.step = step
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    acc: float
+    samples: int
+    seconds: float
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when enabled; a no-op elsewhere."""
+    if device.type == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_epoch(
+    method: Method,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    bf16: bool = True,
+    progress=None,
+) -> EpochStats:
+    """One pass of `method.step` and SGD over `batches`; raises Diverged on a non-finite loss."""
+    model.train()
+    check_every = 1 if device.type == "cpu" else 50
+    window = _LossWindow(device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen, start = 0, time.perf_counter()
+    for x, y in batches:
+        with autocast(device, bf16):
+            loss, logits = method.step(model, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        window.add(loss.detach().float() * len(y))
+        correct += logits.detach().argmax(1).eq(y).sum()
+        seen += len(y)
+        if len(window.pending) >= check_every:
+            window.check()
+        if progress is not None:
+            progress.update(1)
+    window.check()
+    return EpochStats(
+        float(window.total) / max(seen, 1),
+        int(correct) / max(seen, 1),
+        seen,
+        time.perf_counter() - start,
+    )
+
+
+class _LossWindow:
+    """Per-step (loss × batch size) on the device, checked for finiteness a window at a time."""
+
+    def __init__(self, device: torch.device):
+        self.pending: list[torch.Tensor] = []
+        self.checked = 0
+        self.total = torch.zeros((), device=device)
+
+    def add(self, weighted_loss: torch.Tensor) -> None:
+        self.pending.append(weighted_loss)
+
+    def check(self) -> None:
+        if not self.pending:
+            return
+        window = torch.stack(self.pending)
+        finite = torch.isfinite(window)
+        if not bool(finite.all()):
+            raise Diverged(self.checked + int((~finite).nonzero()[0, 0]) + 1)
+        self.total += window.sum()
+        self.checked += len(self.pending)
+        self.pending.clear()
+
+
+@torch.inference_mode()
+def infer(
+    model: nn.Module,
+    x: torch.Tensor,
+    normalize: Normalize,
+    batch_size: int,
+    device: torch.device,
+    bf16: bool = True,
+) -> torch.Tensor:
+    """Logits (fp32) of every image of a uint8 split, in order, un-augmented."""
+    model.eval()
+    out = []
+    with autocast(device, bf16):
+        for xb in eval_batches(x, batch_size, normalize):
+            out.append(model(xb).float())
+    return torch.cat(out)

@@ -1,0 +1,93 @@
+"""Batches on the trial's device, airbench-style: the split is one uint8 tensor there, a batch is
+an index into it, and the paper's augmentation (zero-padded random crop + horizontal flip,
+PROTOCOL.md) runs vectorised over the batch before normalisation. No PIL, no worker processes.
+
+All randomness (the per-epoch order, crop offsets, flips) comes from one seeded CPU generator
+whose state is checkpointed, so the same seed gives identical batches on any device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+
+
+class Normalize:
+    """uint8 images → float (x/255 − mean)/std, as one multiply-add, in a memory format."""
+
+    def __init__(self, mean, std, device: torch.device, channels_last: bool = False):
+        std_t = torch.tensor(std, dtype=torch.float32, device=device)[:, None, None]
+        mean_t = torch.tensor(mean, dtype=torch.float32, device=device)[:, None, None]
+        self.scale = 1.0 / (255.0 * std_t)
+        self.shift = -mean_t / std_t
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=self.memory_format)
+        return torch.addcmul(self.shift, x.float(), self.scale)
+
+
+def random_crop(x: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
+    """Zero-pad by `pad` and crop back to the input size at per-image random offsets."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, b), generator=gen).to(x.device, non_blocking=True)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[bi, ci, rows, cols]
+
+
+def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Flip each image horizontally with probability ½."""
+    mask = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
+class Batches:
+    """Shuffled, augmented, normalised training batches; reshuffled on every iteration."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        normalize: Normalize,
+        *,
+        pad: int = 0,
+        flip: bool = False,
+        seed: int = 0,
+    ):
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.normalize = normalize
+        self.pad, self.flip = pad, flip
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self.y), generator=self.gen).to(self.x.device)
+        for idx in order.split(self.batch_size):
+            xb = self.x[idx]
+            if self.pad:
+                xb = random_crop(xb, self.pad, self.gen)
+            if self.flip:
+                xb = random_flip(xb, self.gen)
+            yield self.normalize(xb), self.y[idx]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["generator"])
+
+
+def eval_batches(x: torch.Tensor, batch_size: int, normalize: Normalize) -> Iterator[torch.Tensor]:
+    """Un-augmented, normalised batches in order (validation and test are never augmented)."""
+    for xb in x.split(batch_size):
+        yield normalize(xb)

@@ -1,0 +1,29 @@
+"""ERM: cross-entropy on one-hot labels."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from study.config import MethodConfig
+from study.methods import MethodContext, MethodEntry, register
+
+
+class ERM:
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        logits = model(x)
+        return F.cross_entropy(logits, y), logits
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _build(cfg: MethodConfig, ctx: MethodContext) -> ERM:
+    return ERM()
+
+
+register("erm", MethodEntry(_build, takes_alpha=False))

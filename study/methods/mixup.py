@@ -1,0 +1,94 @@
+"""Mixup and the ablations of the paper's Table 2 (PROTOCOL.md, "The methods").
+
+One λ ~ Beta(α, α) per batch, folded up (λ ≥ ½); the partner of sample i is perm[i].
+- mixup: mixed inputs, mixed targets λ·y_i + (1−λ)·y_j.
+- mixup_to (targets only): clean inputs, mixed targets.
+- mixup_io (inputs only): mixed inputs, one-hot y_i (the dominant sample's label).
+- mixup_sc (same class): inputs mixed with a partner of the same class, one-hot y_i.
+- mixup_dt (data transformation): x̄ + λ̄(x_i − x̄) and ȳ + λ̄(y_i − ȳ), no randomness.
+A mixed target's soft-label cross-entropy equals λ·CE(·, y_i) + (1−λ)·CE(·, y_j) exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from study.config import MethodConfig
+from study.methods import MethodContext, MethodEntry, register
+from study.methods.mixing import MixRNG, fold_up, mean_folded, mix
+
+
+@dataclass
+class Mixup:
+    """Mixup with switches for which side is mixed and how partners are chosen."""
+
+    alpha: float
+    rng: MixRNG
+    mix_inputs: bool = True
+    mix_targets: bool = True
+    same_class: bool = False
+
+    def partner(self, y: torch.Tensor) -> torch.Tensor:
+        if self.same_class:
+            return self.rng.same_class_partner(y)
+        return self.rng.permutation(len(y), y.device)
+
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        lam = fold_up(float(self.rng.beta(self.alpha)))
+        j = self.partner(y)
+        logits = model(mix(x, x[j], lam) if self.mix_inputs else x)
+        loss = F.cross_entropy(logits, y)
+        if self.mix_targets:
+            loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[j])
+        return loss, logits
+
+    def state_dict(self) -> dict:
+        return self.rng.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.load_state_dict(state)
+
+
+class MixupDT:
+    """Mixup-DT: the deterministic transformation with λ̄ = E[max(λ, 1−λ)]."""
+
+    def __init__(self, alpha: float, ctx: MethodContext):
+        self.lam = mean_folded(alpha)
+        self.ctx = ctx
+        self.x_mean: torch.Tensor | None = None
+
+    def transform(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.x_mean is None:
+            self.x_mean = self.ctx.mean_input().to(x.device)
+        onehot = F.one_hot(y, self.ctx.num_classes).to(torch.float32)
+        targets = torch.lerp(self.ctx.mean_target.to(y.device), onehot, self.lam)
+        return torch.lerp(self.x_mean.to(x.dtype), x, self.lam), targets
+
+    def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+        inputs, targets = self.transform(x, y)
+        logits = model(inputs)
+        return F.cross_entropy(logits, targets), logits
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _family(**switches: bool):
+    def build(cfg: MethodConfig, ctx: MethodContext) -> Mixup:
+        return Mixup(cfg.alpha, MixRNG(ctx.seed), **switches)
+
+    return build
+
+
+register("mixup", MethodEntry(_family()))
+register("mixup_dt", MethodEntry(lambda cfg, ctx: MixupDT(cfg.alpha, ctx)))
+register("mixup_to", MethodEntry(_family(mix_inputs=False)))
+register("mixup_sc", MethodEntry(_family(mix_targets=False, same_class=True)))
+register("mixup_io", MethodEntry(_family(mix_targets=False)))

@@ -1,0 +1,68 @@
+"""Model registry. Every model is a `Staged` network: `stages` (stem … head) compose to forward.
+
+MIT-A (PROTOCOL.md, "The methods") mixes and decouples around each stage, so any registered
+model works with every method, torchvision's pretrained ResNets included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from study.config import ConfigError, ModelConfig
+
+
+class Staged(nn.Module):
+    """A network given as a sequence of stages; forward is their composition."""
+
+    def __init__(self, stages: list[nn.Module]):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = stage(x)
+        return x
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    build: Callable[[ModelConfig, int, int], Staged]  # (cfg, num_classes, in_channels)
+    pretrained: bool  # whether ImageNet weights exist for it
+
+
+MODELS: dict[str, ModelEntry] = {}
+
+
+def register(name: str, pretrained: bool = False):
+    def wrap(fn: Callable[[ModelConfig, int, int], Staged]):
+        MODELS[name] = ModelEntry(fn, pretrained)
+        return fn
+
+    return wrap
+
+
+def get(name: str) -> ModelEntry:
+    """The registered model `name`; ConfigError listing the valid names otherwise."""
+    from study.models import cifar_resnet, small_cnn, torchvision_resnet  # noqa: F401
+
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def check(cfg: ModelConfig) -> None:
+    if cfg.pretrained and not get(cfg.name).pretrained:
+        with_weights = sorted(n for n, e in MODELS.items() if e.pretrained)
+        raise ConfigError(
+            f"model.pretrained=true: {cfg.name} has no pretrained weights; "
+            f"valid: {', '.join(with_weights)}"
+        )
+
+
+def build(cfg: ModelConfig, num_classes: int, in_channels: int) -> Staged:
+    check(cfg)
+    return get(cfg.name).build(cfg, num_classes, in_channels)

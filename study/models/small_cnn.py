@@ -1,0 +1,27 @@
+"""A small CNN for the offline 8×8 digits (the demo): three conv stages and a linear head."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from study.config import ModelConfig
+from study.models import Staged, register
+
+
+def _conv(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+    )
+
+
+@register("small_cnn")
+def small_cnn(cfg: ModelConfig, classes: int, in_ch: int) -> Staged:
+    w = cfg.width
+    return Staged(
+        [
+            _conv(in_ch, w),
+            nn.Sequential(_conv(w, 2 * w), nn.MaxPool2d(2)),
+            nn.Sequential(_conv(2 * w, 4 * w), nn.MaxPool2d(2)),
+            nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * w, classes)),
+        ]
+    )
