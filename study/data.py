@@ -80,10 +80,20 @@ def register(name: str, spec: DatasetSpec) -> None:
     DATASETS[name] = spec
 
 
+def _load() -> None:
+    """Import the modules that register themselves (late: they import this one)."""
+    import study.readers  # noqa: F401
+
+
+def names() -> list[str]:
+    """Every registered name."""
+    _load()
+    return sorted(DATASETS)
+
+
 def get(name: str) -> DatasetSpec:
     """The registered dataset `name`; ConfigError listing the valid names otherwise."""
-    import study.readers  # noqa: F401  (registers the readers)
-
+    _load()
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
     return DATASETS[name]

@@ -88,10 +88,20 @@ def register(name: str, entry: MethodEntry) -> None:
     METHODS[name] = entry
 
 
+def _load() -> None:
+    """Import the modules that register themselves (late: they import this one)."""
+    from study.methods import erm, mit, mixup  # noqa: F401  (they register themselves)
+
+
+def names() -> list[str]:
+    """Every registered name."""
+    _load()
+    return sorted(METHODS)
+
+
 def get(name: str) -> MethodEntry:
     """The registered method `name`; ConfigError listing the valid names otherwise."""
-    from study.methods import erm, mit, mixup  # noqa: F401  (register themselves)
-
+    _load()
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
     return METHODS[name]

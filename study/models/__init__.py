@@ -45,10 +45,20 @@ def register(name: str, pretrained: bool = False):
     return wrap
 
 
-def get(name: str) -> ModelEntry:
-    """The registered model `name`; ConfigError listing the valid names otherwise."""
+def _load() -> None:
+    """Import the modules that register themselves (late: they import this one)."""
     from study.models import cifar_resnet, small_cnn, torchvision_resnet  # noqa: F401
 
+
+def names() -> list[str]:
+    """Every registered name."""
+    _load()
+    return sorted(MODELS)
+
+
+def get(name: str) -> ModelEntry:
+    """The registered model `name`; ConfigError listing the valid names otherwise."""
+    _load()
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}")
     return MODELS[name]

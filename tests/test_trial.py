@@ -1,0 +1,73 @@
+"""run_trial: every contract column each epoch, exact resume, divergence as a status."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from study.config import ConfigError
+from study.results import COLUMN_NAMES
+from study.trial import resolve_device, run_trial
+
+VOLATILE = {"epoch_seconds", "samples_per_second", "hostname"}
+
+
+def collect(cfg, data, resume=None, keep_state_at=None):
+    rows, states = [], {}
+
+    def on_epoch(row, state_fn):
+        rows.append(row)
+        if row["epoch"] == keep_state_at:
+            states[row["epoch"]] = state_fn()
+
+    outcome = run_trial(cfg, on_epoch, resume=resume, data=data)
+    return outcome, rows, states
+
+
+def test_rows_carry_every_contract_column(fake_data):
+    outcome, rows, _ = collect(tiny_config(**{"train.epochs": 2}), fake_data)
+    assert outcome.status == "ok" and outcome.epochs_done == 2
+    assert [r["epoch"] for r in rows] == [1, 2]
+    caller_sets = {"study", "trial_id", "node_id", "schema_version"}
+    assert set(COLUMN_NAMES) - caller_sets <= set(rows[0])
+    for key in ("val_acc", "test_acc", "test_cal_ece", "val_cal_ece", "test_opt_ece"):
+        assert 0 <= rows[-1][key] <= 1
+    assert rows[0]["alpha"] is None and rows[0]["margin"] is None  # erm
+
+
+@pytest.mark.parametrize("method", ["mit_a", "mixup_sc"])
+def test_resume_gives_the_same_numbers_as_a_straight_run(fake_data, method):
+    cfg = tiny_config(**{"train.epochs": 3, "method.name": method, "train.milestones": [2]})
+    _, straight, _ = collect(cfg, fake_data)
+    _, first, states = collect(cfg.replace(**{"train.epochs": 3}), fake_data, keep_state_at=1)
+    _, rest, _ = collect(cfg, fake_data, resume=states[1])
+    resumed = first[:1] + rest
+    assert [r["epoch"] for r in resumed] == [1, 2, 3]
+    for a, b in zip(straight, resumed, strict=True):
+        for key in set(a) - VOLATILE:
+            assert a[key] == b[key], (a["epoch"], key)
+    assert straight[2]["lr"] == pytest.approx(0.01)
+
+
+def test_divergence_stops_with_a_status(fake_data):
+    cfg = tiny_config(**{"train.epochs": 3, "train.lr": 1e30, "train.momentum": 0.0})
+    outcome, rows, _ = collect(cfg, fake_data)
+    assert outcome.status == "diverged"
+    assert outcome.message.startswith("diverged at epoch 1, step ")
+    assert rows[-1]["status"] == "diverged" and rows[-1]["message"] == outcome.message
+    assert len(rows) == 1 and outcome.epochs_done == 0
+
+
+def test_cuda_where_there_is_none_is_a_user_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        resolve_device(tiny_config(**{"runtime.device": "cuda"}).runtime)
+
+
+def test_mixup_dt_trains(fake_data):
+    outcome, rows, _ = collect(tiny_config(**{"method.name": "mixup_dt"}), fake_data)
+    assert outcome.status == "ok" and math.isfinite(rows[0]["train_loss"])
