@@ -23,7 +23,8 @@ def test_ece_hand_built():
     # 4 samples, confidences 0.9, 0.9, 0.6, 0.6; correct: yes, no, yes, yes.
     logits = logits_for([0.9, 0.9, 0.6, 0.6])
     labels = torch.tensor([0, 1, 0, 0])
-    # bin (0.8667, 0.9333]: acc 0.5, conf 0.9 → 2/4·0.4; bin (0.5333, 0.6]: acc 1, conf 0.6 → 2/4·0.4
+    # bin (0.8667, 0.9333]: acc 0.5, conf 0.9 → 2/4·0.4
+    # bin (0.5333, 0.6]: acc 1, conf 0.6 → 2/4·0.4
     assert cal.ece(logits, labels, 15) == pytest.approx(0.4, abs=1e-6)
 
 

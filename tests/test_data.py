@@ -104,7 +104,7 @@ def test_imagefolder_without_folders_is_a_data_error(tmp_path):
 def test_tiny_imagenet_layout(tmp_path):
     rng = np.random.default_rng(0)
     lines = []
-    for w, wnid in enumerate(["n02", "n01"]):
+    for wnid in ["n02", "n01"]:
         (tmp_path / "train" / wnid / "images").mkdir(parents=True)
         for i in range(4):
             px = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
@@ -143,7 +143,9 @@ def test_batches_same_seed_same_batches_and_reshuffle():
     b = Batches(x, y, 16, norm(), pad=2, flip=True, seed=4)
     ea, eb = epoch(a), epoch(b)
     assert len(ea) == len(a) == 5
-    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(ea, eb))
+    assert all(
+        torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(ea, eb, strict=True)
+    )
     assert sorted(torch.cat([yb for _, yb in ea]).tolist()) == list(range(70))
     assert not torch.equal(torch.cat([yb for _, yb in epoch(a)]), torch.cat([yb for _, yb in ea]))
 
