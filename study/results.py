@@ -107,3 +107,116 @@ class TrialRows:
     def last_epoch(self) -> int:
         ok = [e for e, r in self.rows.items() if r.get("status") == STATUS_OK]
         return max(ok, default=0)
+
+
+def trial_columns(cfg: Any) -> dict[str, Any]:
+    """The columns naming what a trial trains (a TrialConfig's identity), with α and the margin
+    null where its method has none (DESIGN.md, "Parquet"): also the identity of an error row."""
+    from study import methods
+
+    m = methods.get(cfg.method.name).normalise(cfg.method)
+    return {
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "method": m.name,
+        "pretrained": cfg.model.pretrained,
+        "alpha": m.alpha,
+        "margin": m.margin,
+        "seed": cfg.train.seed,
+        "epochs": cfg.train.epochs,
+        "config_json": cfg.to_json(),
+    }
+
+
+def error_message(trial: Any) -> str:
+    """The last line of a Tune trial's error file (e.g. "ValueError: boom"), or a generic line."""
+    path = getattr(trial, "error_file", None)
+    text = Path(path).read_text() if path and Path(path).exists() else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "the trial failed without an error message"
+
+
+class ResultsWriter:
+    """The driver-side Tune callback of a study (mixed with `ray.tune.Callback` in study.tune,
+    so this module needs no Ray): every reported epoch's row → `<dir>/<trial_id>.parquet`.
+
+    Rows are keyed on (trial_id, epoch) and flushed on every report, so an epoch redone after a
+    restore replaces its row and nothing is lost when the driver dies. A trial that errors gets
+    one more row, status "error", at the epoch it failed in, with the error's last line.
+    """
+
+    def __init__(self, directory: Path, study: str, spec: Any):
+        self.directory, self.study, self.spec = Path(directory), study, spec
+        self._trials: dict[str, TrialRows] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_trials": {}}  # a restored writer reads the files again
+
+    def rows(self, trial_id: str) -> TrialRows:
+        if trial_id not in self._trials:
+            self._trials[trial_id] = TrialRows(self.directory / f"{trial_id}.parquet")
+        return self._trials[trial_id]
+
+    def put(self, trial_id: str, row: dict[str, Any]) -> None:
+        self.rows(trial_id).put({**row, "study": self.study, "trial_id": trial_id})
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
+        if result.get("row"):
+            self.put(trial.trial_id, result["row"])
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        rows = self.rows(trial.trial_id)
+        try:
+            identity = trial_columns(self.spec.trial_config(trial.config))
+        except ValueError:  # the config itself is what failed
+            identity = {}
+        epoch = max(rows.rows, default=0) + 1
+        message = error_message(trial)
+        self.put(
+            trial.trial_id, {**identity, "epoch": epoch, "status": STATUS_ERROR, "message": message}
+        )
+
+    def on_experiment_end(self, trials: list, **info) -> None:
+        """Set aside files of trials the study no longer has (started just before a driver
+        crash, then replaced on resume), so the results hold exactly the study's trials."""
+        known = {t.trial_id for t in trials}
+        for path in self.directory.glob("*.parquet"):
+            if path.stem not in known:
+                target = self.directory.parent / "orphaned_results" / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+
+
+SUMMARY_COLUMNS = ["method", "alpha", "margin", "trial_id", "epoch"]
+SUMMARY_METRICS = ["val_acc", "val_cal_ece", "test_acc", "test_cal_ece"]
+
+
+def summarize(directory: Path) -> str:
+    """A study's end: trials by final status; per method the trial with the best validation
+    accuracy and the one with the best validation calibrated ECE, with their test numbers;
+    and the accuracy–calibrated-ECE Pareto front on validation (the dilemma of Wang et al.,
+    CVPR 2023). Each trial counts with its last ok epoch."""
+    import pandas as pd
+
+    if not any(Path(directory).glob("*.parquet")):
+        return f"no results in {directory}"
+    df = pd.read_parquet(directory).sort_values(["trial_id", "epoch"])
+    final = df.groupby("trial_id")["status"].last().value_counts()
+    ok = df[df["status"] == STATUS_OK].groupby("trial_id").tail(1)
+    lines = [f"{final.sum()} trials: " + ", ".join(f"{n} {s}" for s, n in final.items())]
+    if ok.empty:
+        return lines[0]
+    show = SUMMARY_COLUMNS + SUMMARY_METRICS
+    best = {
+        "best validation accuracy per method": ok.groupby("method")["val_acc"].idxmax(),
+        "best validation calibrated ECE per method": ok.groupby("method")["val_cal_ece"].idxmin(),
+    }
+    ranked = ok.sort_values(["val_acc", "val_cal_ece"], ascending=[False, True])
+    lower = ranked["val_cal_ece"] < ranked["val_cal_ece"].cummin().shift(fill_value=float("inf"))
+    tables = {
+        **{k: ok.loc[v, show] for k, v in best.items()},
+        "Pareto front (val_acc up, val_cal_ece down)": ranked.loc[lower, show],
+    }
+    for title, table in tables.items():
+        lines += ["", f"{title}:", table.to_string(index=False, float_format="{:.4f}".format)]
+    return "\n".join(lines)

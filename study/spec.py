@@ -1,0 +1,498 @@
+"""Study specs: YAML → `StudySpec` → an Optuna define-by-run function or a grid (docs/study.md).
+
+A spec holds the TrialConfig sections as fixed settings, then either `space:` (float/int
+distributions, optionally log or stepped, and `choices`, each optionally `when` an earlier choice
+has given values: MIT's margin only for mit_l and mit_a) or `grid:` (the cross product of axes,
+e.g. the 11 method columns × 4 backbones of Tables 4/5 in Wang et al., CVPR 2023), plus
+`search:` (sampler, trials, objectives, ASHA, Optuna storage), `resources:` per trial and
+`tune:` (concurrency, retries, checkpoints). Loading refuses, with one line naming the valid
+choices: unknown keys, wrong types, empty choices, impossible bounds, objectives no trial
+reports, and any trial the space can produce (its corners) or the grid holds that does not
+validate as a TrialConfig.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+import os
+import re
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from study.config import SECTIONS, ConfigError, TrialConfig, _coerce, _section, merge_dotted
+
+OBJECTIVE_METRICS = (  # numeric columns every trial reports; test metrics are never objectives
+    *("val_acc", "val_cal_ece", "val_ece", "val_nll", "train_acc", "train_loss"),
+    *("epoch_seconds", "samples_per_second"),
+)
+DEFAULT_TRIALS = 10
+MAX_CORNERS = 4096  # at most this many corner trials of a space are validated on load
+_ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Objective:
+    metric: str = "val_acc"  # a validation (or training, or cost) column; see OBJECTIVE_METRICS
+    mode: str = "max"  # max | min
+
+
+@dataclass(frozen=True)
+class Asha:
+    grace_period: int = 1  # epochs every trial runs before ASHA may stop it
+    reduction_factor: float = 3.0  # ASHA keeps the best 1/reduction_factor at each rung
+
+
+@dataclass(frozen=True)
+class Search:
+    sampler: str | None = None  # tpe | random | nsga2 | grid; None: grid with `grid:`, else tpe
+    trials: int | None = None  # trials to run (a grid runs each of its points once); None: 10
+    seed: int = 0  # sampler seed
+    storage: str | None = None  # Optuna storage URL, e.g. sqlite:///{study_dir}/optuna.db
+    objectives: tuple[Objective, ...] = (Objective(),)  # one, or several (a Pareto front)
+    asha: Asha | None = None  # optional ASHA early stopping (one objective only)
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: float = 1.0  # CPUs per trial (also the trial's torch threads)
+    gpu: float = 0.0  # GPUs per trial; a fraction shares one GPU
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    max_concurrent_trials: int | None = None  # None: as many as the resources allow
+    max_failures: int = 1  # retries of a failed trial (from its last checkpoint)
+    checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
+    keep_checkpoints: int = 2  # newest checkpoints kept per trial
+    reuse_actors: bool = True  # reuse trial processes (saves ~1 s per trial)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of `space`: `float`/`int` in [low, high], or one of `choices`."""
+
+    name: str  # SECTION.KEY of the TrialConfig
+    kind: str  # float | int | choices
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # (earlier choice param, allowed values)
+
+    def corners(self) -> tuple[Any, ...]:
+        return self.choices if self.kind == "choices" else (self.low, self.high)
+
+
+class _GridSampler(optuna.samplers.GridSampler):
+    """GridSampler for ask-and-tell: its `after_trial` calls `study.stop()`, which raises
+    outside `study.optimize`; Tune itself stops after the grid's size of trials."""
+
+    def after_trial(self, *args: Any) -> None:
+        pass
+
+
+SAMPLERS: dict[str, Callable[[StudySpec], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda s: optuna.samplers.TPESampler(seed=s.search.seed),
+    "random": lambda s: optuna.samplers.RandomSampler(seed=s.search.seed),
+    "nsga2": lambda s: optuna.samplers.NSGAIISampler(seed=s.search.seed),
+    "grid": lambda s: _GridSampler({a.name: list(a.labels) for a in s.grid}, seed=s.search.seed),
+}
+
+_SUGGEST: dict[str, Callable[[Any, Param], Any]] = {
+    "float": lambda t, p: t.suggest_float(p.name, p.low, p.high, log=p.log, step=p.step),
+    "int": lambda t, p: t.suggest_int(p.name, p.low, p.high, log=p.log, step=int(p.step or 1)),
+    "choices": lambda t, p: t.suggest_categorical(p.name, list(p.choices)),
+}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One axis of `grid`: labelled values, each a set of dotted settings."""
+
+    name: str  # SECTION (values are mappings) or SECTION.KEY (values are settings)
+    labels: tuple[str, ...]
+    settings: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    name: str
+    fixed: dict[str, dict[str, Any]]  # TrialConfig sections as given (nested plain data)
+    search: Search
+    resources: Resources
+    tune: TuneSettings
+    space: tuple[Param, ...] = ()
+    grid: tuple[Axis, ...] = ()
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the spec as loaded
+
+    @property
+    def sampler(self) -> str:
+        return self.search.sampler or ("grid" if self.grid else "tpe")
+
+    @property
+    def num_trials(self) -> int:
+        if self.grid:
+            return math.prod(len(a.labels) for a in self.grid)
+        return self.search.trials or DEFAULT_TRIALS
+
+    def trial_dict(self) -> dict[str, dict[str, Any]]:
+        """The fixed settings as nested TrialConfig sections (what `study trial SPEC` runs)."""
+        return {k: dict(v) for k, v in self.fixed.items()}
+
+    def suggest(self, trial: Any) -> None:
+        """The define-by-run function: suggest each active parameter (or grid axis) in order."""
+        for axis in self.grid:
+            trial.suggest_categorical(axis.name, list(axis.labels))
+        for p in self.space:
+            if all(trial.params.get(name) in values for name, values in p.when):
+                _SUGGEST[p.kind](trial, p)
+
+    def trial_config(self, params: Mapping[str, Any]) -> TrialConfig:
+        """The TrialConfig of one trial from its Optuna parameters (grid labels decoded)."""
+        axes = {a.name: a for a in self.grid}
+        overrides: dict[str, Any] = {}
+        for name, value in params.items():
+            axis = axes.get(name)
+            overrides.update(axis.settings[axis.labels.index(value)] if axis else {name: value})
+        return TrialConfig.from_dict(merge_dotted(self.trial_dict(), overrides))
+
+    def corner_params(self) -> Iterator[dict[str, Any]]:
+        """Every grid point, or the space's corners (each choice × each bound), as params."""
+        dims = [(a.name, a.labels) for a in self.grid] + [(p.name, p.corners()) for p in self.space]
+        for values in itertools.islice(itertools.product(*(v for _, v in dims)), MAX_CORNERS):
+            trial = optuna.trial.FixedTrial(dict(zip((n for n, _ in dims), values, strict=True)))
+            self.suggest(trial)
+            yield trial.params
+
+    def describe(self) -> str:
+        return "\n".join(_describe(self))
+
+
+def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudySpec:
+    """Read, expand `${ENV}` / `${ENV:-default}`, apply `--set` overrides, validate."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"cannot read spec {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a spec must be a mapping, got {type(raw).__name__}")
+    return parse_spec({"name": path.stem, **raw}, overrides)
+
+
+def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) -> StudySpec:
+    """Build and validate a StudySpec from plain data (a spec file's content)."""
+    raw = _with_overrides(_expand_env(raw), overrides or {})
+    parts = {"resources": Resources, "tune": TuneSettings}
+    valid = ("name", "description", *SECTIONS, "search", *parts, "space", "grid")
+    unknown = [k for k in raw if k not in valid]
+    if unknown:
+        raise ConfigError(f"unknown spec key {unknown[0]!r}; valid keys: {', '.join(valid)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"spec name must be letters, digits, '_', '.', '-'; got {name!r}")
+    fixed = {s: _mapping(s, raw.get(s)) for s in SECTIONS if raw.get(s) is not None}
+    spec = StudySpec(
+        name=name,
+        fixed=fixed,
+        search=_search(_mapping("search", raw.get("search"))),
+        space=tuple(_param(k, v) for k, v in _mapping("space", raw.get("space")).items()),
+        grid=tuple(_axis(k, v) for k, v in _mapping("grid", raw.get("grid")).items()),
+        description=str(raw.get("description") or ""),
+        raw=raw,
+        **{k: _section(k, cls, _mapping(k, raw.get(k))) for k, cls in parts.items()},
+    )
+    _check(spec)
+    return spec
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, str):
+        return _ENV.sub(_env_value, value)
+    return value
+
+
+def _env_value(m: re.Match) -> str:
+    name, default = m.group(1), m.group(2)
+    if name in os.environ:
+        return os.environ[name]
+    if default is None:
+        raise ConfigError(f"environment variable {name} is not set (used as ${{{name}}})")
+    return default
+
+
+def _with_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"train.epochs": 2, "search.trials": 4}` applied to a spec's SECTION.KEY settings."""
+    out = dict(raw)
+    sections = (*SECTIONS, "search", "resources", "tune")
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition(".")
+        if section not in sections or not key or "." in key:
+            raise ConfigError(
+                f"unknown setting {dotted!r}: use SECTION.KEY, SECTION one of {', '.join(sections)}"
+            )
+        out[section] = {**_mapping(section, out.get(section)), key: value}
+    return out
+
+
+def _mapping(where: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _search(raw: dict[str, Any]) -> Search:
+    objectives = raw.pop("objectives", None) or [{}]
+    asha = raw.pop("asha", None)
+    return dataclasses.replace(
+        _section("search", Search, raw),
+        objectives=tuple(
+            _section("search.objectives", Objective, _mapping("search.objectives", o))
+            for o in (objectives if isinstance(objectives, list) else [objectives])
+        ),
+        asha=None if asha is None else _section("search.asha", Asha, _mapping("asha", asha)),
+    )
+
+
+def _param(name: str, raw: Any) -> Param:
+    """`{float: [lo, hi], log: true, step: s, when: {param: [values]}}`, `{int: …}` or choices."""
+    if isinstance(raw, list):
+        raw = {"choices": raw}
+    raw = _mapping(f"space {name}", raw)
+    kinds = [k for k in _SUGGEST if k in raw]
+    if len(kinds) != 1:
+        raise ConfigError(f"space {name} needs exactly one of: float, int, choices")
+    kind, value = kinds[0], raw.pop(kinds[0])
+    when = tuple(
+        (k, tuple(v) if isinstance(v, list) else (v,))
+        for k, v in _mapping(f"space {name}.when", raw.pop("when", None)).items()
+    )
+    if kind == "choices":
+        return Param(name, kind, choices=tuple(value or ()), when=when, **_no_extra(name, raw, ()))
+    if not (isinstance(value, list) and len(value) == 2):
+        raise ConfigError(f"space {name}.{kind} must be [low, high], got {value!r}")
+    extra = _no_extra(name, raw, ("log", "step"))
+    return Param(name, kind, low=value[0], high=value[1], when=when, **extra)
+
+
+def _no_extra(name: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
+    unknown = [k for k in raw if k not in allowed]
+    if unknown:
+        valid = ", ".join(("float", "int", "choices", "when", *allowed))
+        raise ConfigError(f"unknown key {unknown[0]!r} in space {name}; valid: {valid}")
+    return raw
+
+
+def _axis(name: str, values: Any) -> Axis:
+    """`method: [{name: erm}, {name: mixup, alpha: 0.1}]` or `model.name: [resnet18, …]`."""
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"grid {name} must be a non-empty list of values")
+    if "." in name:
+        settings = tuple({name: v} for v in values)
+        labels = tuple(_label(v) for v in values)
+    else:
+        maps = [_mapping(f"grid {name} entry", v) for v in values]
+        settings = tuple({f"{name}.{k}": v for k, v in m.items()} for m in maps)
+        labels = tuple(",".join(f"{k}={_label(v)}" for k, v in m.items()) for m in maps)
+    return Axis(name, labels, settings)
+
+
+def _label(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def field_hint(dotted: str) -> Any:
+    """The type hint of a TrialConfig setting `SECTION.KEY`; ConfigError if there is none."""
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown section in {dotted!r}; valid: {', '.join(SECTIONS)}")
+    hints = typing.get_type_hints(type(SECTIONS[section]()))
+    if key not in hints:
+        raise ConfigError(f"unknown setting {dotted!r}; valid keys: {', '.join(hints)}")
+    return hints[key]
+
+
+def _check(spec: StudySpec) -> None:
+    """Refuse what no run could honour; then validate every grid point or space corner."""
+    s, r, t = spec.search, spec.resources, spec.tune
+    _one_of("search.sampler", spec.sampler, SAMPLERS)
+    if (spec.sampler == "grid") != bool(spec.grid) or (spec.grid and spec.space):
+        raise ConfigError(
+            "a `grid:` goes with sampler grid and no `space:`; a `space:` with tpe, random or nsga2"
+        )
+    if spec.grid and s.trials is not None:
+        raise ConfigError(
+            f"search.trials: a grid runs each of its {spec.num_trials} points once; "
+            "drop trials (add a train.seed axis to repeat)"
+        )
+    metrics = [o.metric for o in s.objectives]
+    for o in s.objectives:
+        _one_of("search.objectives metric", o.metric, OBJECTIVE_METRICS)
+        _one_of("search.objectives mode", o.mode, ("max", "min"))
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError(f"search.objectives repeats a metric: {', '.join(metrics)}")
+    if s.asha and len(metrics) > 1:
+        raise ConfigError(
+            "search.asha stops trials on one metric; with several objectives "
+            f"({', '.join(metrics)}) it would cut the Pareto front: drop asha"
+        )
+    if s.storage is not None and not re.match(r"^[a-z][a-z0-9+]*://", s.storage):
+        raise ConfigError(
+            f"search.storage must be a URL such as sqlite:///path.db; got {s.storage!r}"
+        )
+    positive = {
+        "search.trials": s.trials,
+        "resources.cpu": r.cpu,
+        "tune.checkpoint_every": t.checkpoint_every,
+        "tune.keep_checkpoints": t.keep_checkpoints,
+        "tune.max_concurrent_trials": t.max_concurrent_trials,
+        "search.asha.grace_period": s.asha and s.asha.grace_period,
+    }
+    for where, value in positive.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"{where} must be positive, got {value}")
+    if r.gpu < 0 or (r.gpu > 1 and r.gpu != int(r.gpu)) or t.max_failures < 0:
+        raise ConfigError(
+            f"resources.gpu must be a fraction of one GPU or a whole number, and "
+            f"tune.max_failures ≥ 0; got {r.gpu}, {t.max_failures}"
+        )
+    if s.asha and not s.asha.reduction_factor > 1:
+        raise ConfigError(
+            f"search.asha.reduction_factor must be > 1, got {s.asha.reduction_factor}"
+        )
+    for i, p in enumerate(spec.space):
+        _check_param(p, spec.space[:i])
+    _check_axes(spec.grid)
+    _check_trials(spec)
+
+
+def _one_of(where: str, value: Any, valid: Any) -> None:
+    if value not in valid:
+        raise ConfigError(f"{where} must be one of: {', '.join(valid)}; got {value!r}")
+
+
+def _check_param(p: Param, earlier: tuple[Param, ...]) -> None:
+    where, hint = f"space {p.name}", _settable(p.name)
+    options = typing.get_args(hint) or (hint,)
+    if p.kind == "choices":
+        if not p.choices or len(set(map(_label, p.choices))) != len(p.choices):
+            raise ConfigError(f"{where}: choices must be a non-empty list without repeats")
+        for c in p.choices:
+            if not isinstance(c, str | int | float | bool):
+                raise ConfigError(
+                    f"{where}: choices must be scalars (lists go in a grid), got {c!r}"
+                )
+            _coerce(where, hint, c)
+    else:
+        kind = {"int": int, "float": float}[p.kind]
+        if kind not in options and float not in options:
+            raise ConfigError(f"{where}: a {p.kind} range does not fit the setting's type {hint}")
+        low, high = (_coerce(f"{where} bound", kind, v) for v in (p.low, p.high))
+        if not _bounds_ok(low, high, p.log, p.step):
+            raise ConfigError(
+                f"{where}: impossible bounds [{p.low}, {p.high}] (need low < high; log needs "
+                "low > 0 and no step; high - low a multiple of a positive step)"
+            )
+    choices = {q.name: q.choices for q in earlier if q.kind == "choices"}
+    for name, values in p.when:
+        if name not in choices or not set(values) <= set(choices[name]):
+            raise ConfigError(
+                f"{where}: when {name} in {list(values)} can never hold; `when` "
+                f"names an earlier choices parameter ({', '.join(choices)}) "
+                "and some of its choices"
+            )
+
+
+def _bounds_ok(low: float, high: float, log: bool, step: float | None) -> bool:
+    if not low < high or (log and (low <= 0 or step is not None)):
+        return False
+    if step is None:
+        return True
+    n = (high - low) / step
+    return step > 0 and abs(n - round(n)) < 1e-9
+
+
+def _check_axes(grid: tuple[Axis, ...]) -> None:
+    seen: dict[str, str] = {}
+    for axis in grid:
+        if len(set(axis.labels)) != len(axis.labels):
+            raise ConfigError(f"grid {axis.name} repeats a value")
+        for key in {k for s in axis.settings for k in s}:
+            _settable(key)
+            if key in seen:
+                raise ConfigError(f"grid axes {seen[key]} and {axis.name} both set {key}")
+            seen[key] = axis.name
+
+
+def _settable(dotted: str) -> Any:
+    if dotted.startswith("dataset."):
+        raise ConfigError(f"{dotted} can't vary: the loaded data is shared by every trial")
+    return field_hint(dotted)
+
+
+def _check_trials(spec: StudySpec) -> None:
+    for params in spec.corner_params():
+        try:
+            spec.trial_config(params)
+        except ConfigError as e:
+            at = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed settings"
+            raise ConfigError(f"{e} (in the trial {at})") from None
+
+
+def _describe(spec: StudySpec) -> Iterator[str]:
+    goals = ", ".join(f"{o.metric} ({o.mode})" for o in spec.search.objectives)
+    asha = f", ASHA (grace {spec.search.asha.grace_period})" if spec.search.asha else ""
+    yield (
+        f"study {spec.name}: Optuna {spec.sampler}, {spec.num_trials} trials{asha}; "
+        f"objectives {goals}"
+    )
+    if spec.description:
+        yield f"  {spec.description.strip()}"
+    yield "fixed settings:"
+    for section, values in spec.fixed.items():
+        yield f"  {section}: " + ", ".join(f"{k}={_label(v)}" for k, v in values.items())
+    if spec.space:
+        yield "space:"
+    for p in spec.space:
+        dist = (
+            f"one of {', '.join(map(_label, p.choices))}"
+            if p.kind == "choices"
+            else f"{p.kind} in [{p.low}, {p.high}]"
+            + (" log" if p.log else "")
+            + (f" step {p.step}" if p.step else "")
+        )
+        cond = "".join(f"  when {n} in {', '.join(map(_label, v))}" for n, v in p.when)
+        yield f"  {p.name:<20} {dist}{cond}"
+    if spec.grid:
+        yield f"grid ({spec.num_trials} points, the cross product of):"
+    for a in spec.grid:
+        yield f"  {a.name:<20} {' | '.join(a.labels)}"
+    r, t = spec.resources, spec.tune
+    yield (
+        f"per trial: {r.cpu:g} CPU, {r.gpu:g} GPU; at most "
+        f"{t.max_concurrent_trials or 'unlimited'} at once; {t.max_failures} retries; "
+        f"checkpoint every {t.checkpoint_every} epochs, keep {t.keep_checkpoints}"
+    )
+    if spec.search.storage:
+        yield f"Optuna storage: {spec.search.storage}"

@@ -1,0 +1,118 @@
+"""End to end on one local Ray instance (2 CPUs, shared by the module): `study run` of tiny
+specs → Parquet rows of the contract; a raising trial recorded as errored; unmeetable resources
+refused before anything starts. Trials run in Ray workers, so the raising method is registered
+there through Ray's `worker_process_setup_hook`."""
+
+from __future__ import annotations
+
+import tempfile
+
+import pandas as pd
+import pytest
+import ray
+import yaml
+
+from study import methods
+from study.cli import main
+from study.results import COLUMN_NAMES
+
+TINY = {
+    "dataset": {"name": "fake", "train_size": 64, "val_size": 32, "test_size": 32},
+    "model": {"name": "resnet18", "width": 8},
+    "train": {"epochs": 2, "batch_size": 32, "eval_batch_size": 64},
+    "runtime": {"device": "cpu"},
+    "resources": {"cpu": 1},
+}
+
+
+def boom_hook():
+    """A function registering method "boom", whose build raises (every trial that uses it
+    errors at its first epoch); nested, so Ray pickles it by value for its workers."""
+
+    def register_boom() -> None:
+        def build(cfg, ctx):
+            raise ValueError("boom: this method always fails")
+
+        methods.register("boom", methods.MethodEntry(build, takes_alpha=False))
+
+    return register_boom
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    boom_hook()()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=temp,
+        runtime_env={"worker_process_setup_hook": boom_hook()},
+    )
+    yield
+    ray.shutdown()
+    methods.METHODS.pop("boom", None)
+
+
+def run(tmp_path, spec: dict, *extra: str) -> int:
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return main(["run", str(path), "--storage", str(tmp_path / "studies"), *extra])
+
+
+def test_tiny_study_writes_every_row_of_the_contract(tmp_path, capsys):
+    spec = {
+        **TINY,
+        "name": "tiny",
+        "search": {"sampler": "random", "trials": 4, "seed": 1},
+        "space": {
+            "method.name": ["erm", "mit_a"],
+            "method.alpha": {"float": [0.2, 1.0], "when": {"method.name": "mit_a"}},
+            "method.margin": {"float": [0.0, 0.5], "when": {"method.name": "mit_a"}},
+        },
+    }
+    assert run(tmp_path, spec) == 0
+    df = pd.read_parquet(tmp_path / "studies" / "tiny" / "results")
+    assert len(df) == 4 * 2
+    assert list(df.columns) == COLUMN_NAMES
+    assert not df.duplicated(["trial_id", "epoch"]).any()
+    assert sorted(df.groupby("trial_id").epoch.apply(sorted).map(tuple).unique()) == [(1, 2)]
+    assert set(df.method) == {"erm", "mit_a"}
+    assert (df.status == "ok").all() and (df.study == "tiny").all()
+    assert df.loc[df.method == "erm", ["alpha", "margin"]].isna().all().all()
+    assert df.loc[df.method == "mit_a", ["alpha", "margin"]].notna().all().all()
+    assert df.node_id.str.len().gt(0).all()
+    assert df[["val_acc", "val_cal_ece", "test_acc", "test_cal_ece"]].notna().all().all()
+    out = capsys.readouterr().out
+    assert "best validation accuracy per method" in out and "Pareto front" in out
+
+
+def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):
+    spec = {
+        **TINY,
+        "name": "errors",
+        "tune": {"max_failures": 0},
+        "search": {
+            "objectives": [
+                {"metric": "val_acc", "mode": "max"},
+                {"metric": "val_cal_ece", "mode": "min"},
+            ]
+        },
+        "grid": {"method.name": ["erm", "boom", "mixup"]},
+    }
+    assert run(tmp_path, spec) == 0
+    df = pd.read_parquet(tmp_path / "studies" / "errors" / "results")
+    failed = df[df.method == "boom"]
+    assert len(failed) == 1 and failed.status.item() == "error" and failed.epoch.item() == 1
+    assert failed.message.item() == "ValueError: boom: this method always fails"
+    done = df[df.method != "boom"]
+    assert len(done) == 2 * 2 and (done.status == "ok").all()
+    assert "errored: ValueError: boom" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("resources", [{"gpu": 1}, {"cpu": 3}])
+def test_unmeetable_resources_fail_fast(tmp_path, capsys, resources):
+    spec = {**TINY, "name": "greedy", "resources": resources, "grid": {"train.seed": [0]}}
+    assert run(tmp_path, spec) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "largest of the cluster's" in err
+    assert not (tmp_path / "studies" / "greedy").exists()
