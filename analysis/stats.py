@@ -1,0 +1,118 @@
+"""Statistics the paper does not report: paired differences from ERM, bootstrap intervals, the
+▲/▼ marks of Table 1 with the noise made visible, and the Pareto front of the dilemma plot.
+
+The paper prints one number per cell and marks ▲ (better than ERM) or ▼ (worse) on its sign
+alone. With two or more seeds we pair each variant's trial with ERM's trial of the same dataset,
+backbone and seed, and bootstrap the mean of those paired differences; a mark whose 95% interval
+contains 0 is drawn hollow (△/▽): inside the noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.variants import BASELINE, get_metric
+from study.results import STATUS_OK
+
+PAIR_KEYS = ["dataset", "backbone", "seed"]
+BETTER, WORSE, BETTER_NOISY, WORSE_NOISY = "▲", "▼", "△", "▽"
+MARK_LEGEND = (
+    f"{BETTER}/{WORSE}: better/worse than {BASELINE}; {BETTER_NOISY}/{WORSE_NOISY}: the same "
+    "but the 95% bootstrap interval of the paired difference contains 0 (inside the noise)"
+)
+
+
+def paired_differences(df: pd.DataFrame, metric: str, baseline: str = BASELINE) -> pd.DataFrame:
+    """Per (dataset, backbone, seed, variant): the variant's value minus the baseline's.
+
+    Trials sharing a key (several studies) are averaged first; keys without a baseline trial
+    are dropped. Columns: dataset, backbone, seed, variant, diff.
+    """
+    ok = df.loc[df["status"] == STATUS_OK, [*PAIR_KEYS, "variant", metric]]
+    means = ok.groupby([*PAIR_KEYS, "variant"], observed=True)[metric].mean().unstack("variant")
+    columns = [*PAIR_KEYS, "variant", "diff"]
+    if baseline not in means.columns:
+        return pd.DataFrame(columns=columns)
+    diffs = means.drop(columns=baseline).sub(means[baseline], axis=0)
+    long = diffs.stack(future_stack=True).rename("diff").reset_index()
+    return long.dropna(subset=["diff"])[columns]
+
+
+def bootstrap_ci(
+    data: pd.DataFrame,
+    by: Sequence[str],
+    value: str = "diff",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Mean of `value` per group with a percentile bootstrap interval (resampling rows).
+
+    Columns: *by, mean, lo, hi, n. Groups of one row get no interval (lo = hi = NaN): one
+    seed says nothing about the noise.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for key, group in data.groupby(list(by), observed=True, sort=True):
+        x = group[value].to_numpy(dtype=float)
+        rows.append((*key, x.mean(), *_percentile_interval(x, rng, n_boot, level), len(x)))
+    return pd.DataFrame(rows, columns=[*by, "mean", "lo", "hi", "n"])
+
+
+def _percentile_interval(
+    x: np.ndarray, rng: np.random.Generator, n_boot: int, level: float
+) -> tuple[float, float]:
+    if len(x) < 2:
+        return (np.nan, np.nan)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [tail, 1.0 - tail])
+    return (float(lo), float(hi))
+
+
+def diff_from_baseline(
+    df: pd.DataFrame,
+    metric: str,
+    by: Sequence[str] = ("dataset", "variant"),
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each variant's mean paired difference from ERM per `by`, its 95% interval and mark."""
+    result = bootstrap_ci(paired_differences(df, metric), by, n_boot=n_boot, seed=seed)
+    result["mark"] = marks(result["mean"], result["lo"], result["hi"], metric)
+    return result
+
+
+def marks(mean: pd.Series, lo: pd.Series, hi: pd.Series, metric: str) -> np.ndarray:
+    """▲/▼ by the sign of the difference (the metric's direction), hollow inside the noise."""
+    sign = 1.0 if get_metric(metric).higher_is_better else -1.0
+    better, worse = sign * mean > 0, sign * mean < 0
+    noisy = (lo <= 0) & (hi >= 0)
+    return np.select(
+        [better & ~noisy, better & noisy, worse & ~noisy, worse & noisy],
+        [BETTER, BETTER_NOISY, WORSE, WORSE_NOISY],
+        "",
+    )
+
+
+def pareto_front(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
+    """Mask of the points no other point dominates, maximising `x` and minimising `y`.
+
+    q dominates p when q.x ≥ p.x and q.y ≤ p.y, one strictly. Sorting by x (descending) gives
+    O(n log n): a point is on the front when it has the lowest y of its x and a lower y than
+    every point of strictly greater x. NaN points are never on the front.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    order = finite[np.lexsort((y[finite], -x[finite]))]
+    xs, ys = x[order], y[order]
+    starts = np.r_[True, xs[1:] != xs[:-1]] if len(xs) else np.zeros(0, bool)
+    group = np.cumsum(starts) - 1
+    group_min = ys[starts]
+    before = np.r_[np.inf, np.minimum.accumulate(group_min)[:-1]] if len(xs) else group_min
+    mask = np.zeros(len(x), dtype=bool)
+    mask[order] = (ys == group_min[group]) & (ys < before[group])
+    return mask
