@@ -1,0 +1,111 @@
+"""`analysis report`: the report's content, and one-line refusals with exit status 2."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from analysis_fixtures import paper_table_cells, write
+
+from analysis import synthetic
+from analysis.cli import main
+from study.results import SCHEMA_VERSION, STATUS_ERROR, write_atomic
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """A report on Table 5's SVHN cells, 2 seeds, one trial errored at its second epoch."""
+    root = tmp_path_factory.mktemp("study")
+    cells = paper_table_cells("Table 5", ["svhn"])
+    frame = synthetic.trials(cells, 2)
+    rows = synthetic.epoch_rows(frame, 3, noise=0.001)
+    rows = synthetic.fail_trials(rows, ["t000003"], STATUS_ERROR, "boom", epoch=2)
+    write_atomic(synthetic.to_arrow(rows), root / "results" / "part.parquet")
+    assert main(["report", str(root / "results")]) == 0
+    return root / "report"
+
+
+def test_report_holds_tables_figures_and_coverage(report):
+    text = (report / "report.md").read_text()
+    for heading in [
+        "## What the study covered",
+        "### Calibrated ECE (%) (paper: Table 4)",
+        "### Accuracy (%) (paper: Table 5)",
+        "## Table 1: ERM against mixup",
+        "## Differences from ERM, with 95% bootstrap intervals",
+        "## Beside the paper",
+        "![Figure 1: mixup's α](figure1_alpha.png)",
+        "![The accuracy–calibration dilemma](dilemma.png)",
+        "![Training curves](epoch_curves.png)",
+        "![Figure 2: ablations](figure2_ablation.png)",
+        "Reliability diagrams skipped",
+    ]:
+        assert heading in text
+    assert "- trials: 88 (87 ok, 1 error)" in text
+    assert "- seeds: 0, 1" in text
+    assert "| t000003 | svhn | resnet18 | Mixup (α=0.1) | 1 | 2 | error | boom |" in text
+    for name in ["figure1_alpha", "dilemma", "epoch_curves", "figure2_ablation"]:
+        assert (report / f"{name}.png").stat().st_size > 5000
+    assert (report / "tables" / "test_cal_ece.tex").read_text().startswith("\\begin{tabular}")
+
+
+def test_report_compares_with_the_paper(report):
+    text = (report / "report.md").read_text()
+    assert "- Table 5 (Accuracy): 44 cells" in text
+    cell = (
+        r"\| Table 5 \| Accuracy \| svhn \| resnet50 \| MIT-A \(Δλ>0.5\) \| 96\.2\d \| 96\.20 \| "
+    )
+    assert re.search(cell + r"[+-]0\.0\d \|", text)  # noise 0.001: ours within 0.1 point
+
+
+def _refusal(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    return err[0]
+
+
+def test_empty_directory_is_refused_in_one_line(tmp_path, capsys):
+    assert "no .parquet files" in _refusal(capsys, ["report", str(tmp_path)])
+    assert not (tmp_path.parent / "report").exists()
+
+
+def test_foreign_parquet_is_refused_in_one_line(tmp_path, capsys):
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "other.parquet")
+    assert "other.parquet is not a results file" in _refusal(capsys, ["report", str(tmp_path)])
+
+
+def test_other_schema_version_is_refused_in_one_line(tmp_path, capsys):
+    rows = synthetic.epoch_rows(synthetic.trials(paper_table_cells("Table 5", ["svhn"]), 1), 1)
+    rows["schema_version"] = SCHEMA_VERSION + 1
+    write_atomic(synthetic.to_arrow(rows), tmp_path / "r.parquet")
+    line = _refusal(capsys, ["report", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert f"schema version {SCHEMA_VERSION + 1}" in line
+
+
+def test_bad_arguments_exit_2_in_one_line(tmp_path, capsys):
+    assert "invalid choice" in _refusal(capsys, ["report", str(tmp_path), "--epochs", "all"])
+    assert "required" in _refusal(capsys, [])
+
+
+def test_python_m_analysis_refuses_missing_directory(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert (
+        run.stderr.strip()
+        == f"analysis: no results at {tmp_path / 'missing'}: no such file or directory"
+    )
+
+
+def test_best_epochs_report(tmp_path):
+    write(paper_table_cells("Table 4", ["svhn"]), tmp_path / "results", epochs=2)
+    assert main(["report", str(tmp_path / "results"), "--epochs", "best"]) == 0
+    assert "paper: Table 4" in (tmp_path / "report" / "report.md").read_text()
