@@ -149,7 +149,8 @@ def _failures(last: pd.DataFrame) -> str:
     if failed.empty:
         return "No trial diverged or errored."
     columns = ["trial_id", "dataset", "backbone", "variant", "seed", "epoch", "status", "message"]
-    rows = [[str(v) for v in r] for r in failed[columns].head(MAX_LISTED).itertuples(index=False)]
+    listed = failed[columns].head(MAX_LISTED).astype(object).fillna("?")
+    rows = [[str(v) for v in r] for r in listed.itertuples(index=False)]
     more = len(failed) - len(rows)
     tail = f"\n\n… and {more} more." if more > 0 else ""
     note = "Trials that diverged or errored (their metrics are null and not averaged):\n\n"
@@ -159,6 +160,8 @@ def _failures(last: pd.DataFrame) -> str:
 def _method_tables(chosen: pd.DataFrame, out: Path) -> str:
     """Tables 4/5 layout for each metric; CSV and LaTeX copies under out/tables/."""
     parts = ["## Tables 4 and 5: every variant on every backbone", TABLES_NOTE]
+    if not (chosen["status"] == STATUS_OK).any():
+        return f"{parts[0]}\n\nNo trial has an ok epoch: nothing to tabulate."
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for metric, where in TABLE_METRICS.items():
         table = tables.method_table(chosen, metric)
@@ -171,8 +174,9 @@ def _method_tables(chosen: pd.DataFrame, out: Path) -> str:
 
 def _table1(chosen: pd.DataFrame) -> str:
     head = "## Table 1: ERM against mixup, before and after temperature scaling"
-    if not ((chosen["method"] == "mixup").any() and (chosen["variant"] == "ERM").any()):
-        return f"{head}\n\nSkipped: Table 1 needs both ERM and mixup trials."
+    ok = chosen[chosen["status"] == STATUS_OK]
+    if not ((ok["method"] == "mixup").any() and (ok["variant"] == "ERM").any()):
+        return f"{head}\n\nSkipped: Table 1 needs both ERM and mixup trials with ok epochs."
     view = tables.table1(chosen)
     return f"{head}\n\n{LEGEND}\n\n{view.to_markdown()}"
 

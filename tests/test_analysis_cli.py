@@ -109,3 +109,19 @@ def test_best_epochs_report(tmp_path):
     write(paper_table_cells("Table 4", ["svhn"]), tmp_path / "results", epochs=2)
     assert main(["report", str(tmp_path / "results"), "--epochs", "best"]) == 0
     assert "paper: Table 4" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_report_on_trials_that_all_failed(tmp_path):
+    cells = paper_table_cells("Table 5", ["svhn"]).head(2)
+    frame = synthetic.trials(cells, 1)
+    rows = synthetic.fail_trials(
+        synthetic.epoch_rows(frame, 2), ["t000000", "t000001"], STATUS_ERROR, "boom", epoch=1
+    )
+    rows.loc[rows["trial_id"] == "t000000", ["dataset", "method", "model"]] = None  # bad config
+    write_atomic(synthetic.to_arrow(rows), tmp_path / "results" / "r.parquet")
+    assert main(["report", str(tmp_path / "results")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert (
+        "- trials: 2 (2 error)" in text and "| t000000 | ? | ? | ? | 0 | 1 | error | boom |" in text
+    )
+    assert "No trial has an ok epoch" in text and "Table 1 needs both" in text
