@@ -26,7 +26,7 @@ import re
 import pandas as pd
 
 from analysis import render
-from analysis.tables import one_row_per_trial
+from analysis.tables import ok_trials
 from analysis.variants import PERCENT, backbone_label, get_metric, variant_label
 
 # (method, alpha, margin) of each column of Tables 4 and 5, left to right.
@@ -177,7 +177,7 @@ def compare(df: pd.DataFrame) -> pd.DataFrame:
     Columns: table, metric, dataset, model, variant, ours, paper, diff (= ours − paper) and
     n (our seeds); values are fractions.
     """
-    ok = one_row_per_trial(df)
+    ok = ok_trials(df)
     paper = paper_cells()
     keys = ["dataset", "backbone", "variant"]
     ours = []

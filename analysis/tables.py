@@ -67,6 +67,7 @@ class MethodTable:
         return out
 
     def header(self) -> list[str]:
+        """Column heads: dataset, model, then the variants in table order."""
         return ["dataset", "model", *map(str, self.values.columns)]
 
     def to_markdown(self) -> str:
@@ -93,8 +94,9 @@ def _gain(show: Callable[..., str], gains: pd.Series, variant: str) -> str:
     return "—" if variant == BASELINE or pd.isna(value) else show(value, signed=True)
 
 
-def one_row_per_trial(df: pd.DataFrame) -> pd.DataFrame:
-    """The ok rows of `df`; ValueError when a trial has several rows (all epochs were loaded)."""
+def ok_trials(df: pd.DataFrame) -> pd.DataFrame:
+    """The ok rows of a one-row-per-trial frame; ValueError when a trial has several rows (all
+    epochs were loaded), since averaging epochs as if they were seeds would be wrong."""
     if df.duplicated(TRIAL_KEYS).any():
         raise ValueError(
             "tables need one row per trial: load_results(path, epochs='last' or 'best')"
@@ -104,7 +106,7 @@ def one_row_per_trial(df: pd.DataFrame) -> pd.DataFrame:
 
 def cell_stats(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean, std and count of `metric` per (dataset, backbone, variant) over ok trials."""
-    ok = one_row_per_trial(df)
+    ok = ok_trials(df)
     return ok.groupby(CELL_KEYS, observed=True)[metric].agg(["mean", "std", "count"])
 
 
@@ -152,7 +154,7 @@ class Table1:
 
 def table1(df: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> Table1:
     """Table 1 from one row per trial: ERM and every mixup α, for ECE, cal. ECE and opt. ECE."""
-    ok = one_row_per_trial(df)
+    ok = ok_trials(df)
     sub = ok[(ok["method"] == "mixup") | (ok["variant"] == BASELINE)]
     values, marks = [], []
     for metric in TABLE1_METRICS:

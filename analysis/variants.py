@@ -154,7 +154,7 @@ def variant_column(df: pd.DataFrame) -> pd.Categorical:
 
 
 def variant_labels(combos: pd.DataFrame) -> list[str]:
-    """Labels of distinct (method, alpha, margin) rows, sorted categories first (module doc)."""
+    """Labels of distinct (method, alpha, margin) rows, by the rules of the module docstring."""
     methods = _names(combos["method"])
     n_alphas = combos["alpha"].groupby(methods).nunique()
     rows = list(zip(methods, combos["alpha"], combos["margin"], strict=True))
