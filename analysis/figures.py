@@ -154,7 +154,8 @@ def epoch_curves(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     Needs `load_results(..., epochs="all")`. Returns dataset, variant, epoch, metric, mean,
     std, n.
     """
-    data = _mean_std(_ok(df), ["dataset", "variant", "epoch"], CURVE_METRICS)
+    # No status filter: metrics are null on diverged/error rows and means skip nulls.
+    data = _mean_std(df, ["dataset", "variant", "epoch"], CURVE_METRICS)
     data = data.dropna(subset=["mean"])
     if data.empty:
         return data

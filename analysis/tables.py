@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import render, stats
 from analysis.load import TRIAL_KEYS
-from analysis.variants import BASELINE, get_metric
+from analysis.render import Style
+from analysis.variants import BASELINE, Metric, get_metric
 from study.results import STATUS_OK
 
 CELL_KEYS = ["dataset", "backbone", "variant"]
@@ -43,27 +45,23 @@ class MethodTable:
     ranks: pd.DataFrame
     avg_gain: pd.DataFrame
 
-    def _cell(self, key: tuple, variant: str, style: render.Style, escape: Escape) -> str:
-        value = self.values.at[key, variant]
-        if pd.isna(value):
-            return ""
+    def _cells(self, style: Style, escape: Escape) -> list[list[str]]:
+        """Every "value ± std (rank)" cell, emphasised by rank (arrays, not per-cell lookups)."""
         spec = get_metric(self.metric)
-        text = spec.show(value)
-        if self.n.at[key, variant] > 1:
-            text += f" ± {spec.show(self.std.at[key, variant])}"
-        rank = int(self.ranks.at[key, variant])
-        return {1: style.best, 2: style.second}.get(rank, "{}").format(escape(f"{text} ({rank})"))
+        grids = [self.values, self.std, self.n, self.ranks]
+        cells = np.stack([g.to_numpy(dtype=float) for g in grids], axis=-1)  # rows × cols × 4
+        return [[_cell(spec, *cell, style, escape) for cell in row] for row in cells]
 
-    def rows(self, style: render.Style, escape: Escape = str) -> list[list[str]]:
+    def rows(self, style: Style, escape: Escape = str) -> list[list[str]]:
         """Formatted rows: each dataset's backbones, then its Avg. gain row."""
         spec, out = get_metric(self.metric), []
+        cells = dict(zip(self.values.index, self._cells(style, escape), strict=True))
         for dataset, block in self.values.groupby(level="dataset", observed=True, sort=False):
             for key in block.index:
-                cells = [self._cell(key, v, style, escape) for v in self.values.columns]
-                out.append([escape(str(key[0])), escape(str(key[1])), *cells])
+                out.append([escape(str(key[0])), escape(str(key[1])), *cells[key]])
             gains = self.avg_gain.loc[dataset]
-            cells = [escape(_gain(spec.show, gains, v)) for v in self.values.columns]
-            out.append(["", escape(GAIN_ROW), *cells])
+            gain_cells = [escape(_gain(spec.show, gains, v)) for v in self.values.columns]
+            out.append(["", escape(GAIN_ROW), *gain_cells])
         return out
 
     def header(self) -> list[str]:
@@ -87,6 +85,16 @@ class MethodTable:
         if path is not None:
             Path(path).write_text(text)
         return text
+
+
+def _cell(
+    spec: Metric, value: float, std: float, n: float, rank: float, style: Style, escape: Escape
+) -> str:
+    if pd.isna(value):
+        return ""
+    text = spec.show(value) + (f" ± {spec.show(std)}" if n > 1 else "")
+    rank = int(rank)
+    return {1: style.best, 2: style.second}.get(rank, "{}").format(escape(f"{text} ({rank})"))
 
 
 def _gain(show: Callable[..., str], gains: pd.Series, variant: str) -> str:

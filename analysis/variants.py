@@ -123,6 +123,19 @@ def _names(values: pd.Series) -> pd.Series:
     return values.astype(object).where(values.notna(), UNKNOWN).astype(str)
 
 
+def combination_codes(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """0, 1, 2, … per distinct combination of `keys` (nulls included), by first appearance.
+
+    Each column is factorised on its own and the codes are combined into one integer, so no
+    tuples are built (a MultiIndex of millions of rows costs seconds).
+    """
+    codes = np.zeros(len(df), dtype=np.int64)
+    for key in keys:
+        key_codes, uniques = pd.factorize(df[key], use_na_sentinel=False)
+        codes = codes * len(uniques) + key_codes
+    return pd.factorize(codes)[0]
+
+
 def label_combinations(
     df: pd.DataFrame,
     keys: list[str],
@@ -135,11 +148,7 @@ def label_combinations(
     distinct labels. The rows are factorised (hashing, no sort and no Python call per row), so
     this stays fast on millions of rows.
     """
-    codes = np.zeros(len(df), dtype=np.int64)
-    for key in keys:
-        key_codes, uniques = pd.factorize(df[key], use_na_sentinel=False)
-        codes = codes * len(uniques) + key_codes
-    groups, _ = pd.factorize(codes)
+    groups = combination_codes(df, keys)
     first = pd.Series(groups).drop_duplicates().index.to_numpy()
     combos = df[keys].iloc[first].reset_index(drop=True)
     labels = make_labels(combos)
