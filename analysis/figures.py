@@ -52,10 +52,15 @@ def _grid(
     return fig, fig.subplots(rows, cols, squeeze=False, gridspec_kw=margins)
 
 
-def _legend(fig: Figure, ax: Axes, title: str | None = None) -> None:
-    """One legend for the figure, right of the panels (placing one per panel "best" is slow)."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize="small", title=title)
+def _legend(fig: Figure, axes: list, title: str | None = None) -> None:
+    """One legend for the figure, right of the panels, with every label any panel drew
+    (placing one legend per panel at "best" costs seconds)."""
+    handles: dict[str, object] = {}
+    for ax in (ax for row in axes for ax in row):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    style = {"loc": "center right", "fontsize": "small", "title": title}
+    fig.legend(list(handles.values()), list(handles), **style)
 
 
 def _panels(rows: list, cols: list) -> list[tuple[int, object, int, object]]:
@@ -98,7 +103,7 @@ def alpha_sweep(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
         here = data[(data["dataset"] == dataset) & (data["metric"] == metric)]
         _alpha_panel(axes[i][j], here, colours)
         axes[i][j].set(title=f"{dataset}: {LABELS[metric]}", xlabel="mixup α")
-    _legend(fig, axes[0][0], title=f"dashed: {BASELINE}")
+    _legend(fig, axes, title=f"dashed: {BASELINE}")
     _save(fig, path)
     return data
 
@@ -135,7 +140,7 @@ def dilemma(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     for j, dataset in enumerate(datasets):
         _dilemma_panel(axes[0][j], data[data["dataset"] == dataset], colours)
         axes[0][j].set(title=str(dataset), xlabel=LABELS[x], ylabel=LABELS[y])
-    _legend(fig, axes[0][0])
+    _legend(fig, axes)
     _save(fig, path)
     return data
 
@@ -167,7 +172,7 @@ def epoch_curves(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
         for variant, rows in here.groupby("variant", observed=True):
             axes[i][j].plot(rows["epoch"], rows["mean"], color=colours[str(variant)], label=variant)
         axes[i][j].set(title=f"{dataset}: {LABELS[metric]}", xlabel="epoch")
-    _legend(fig, axes[0][0])
+    _legend(fig, axes)
     _save(fig, path)
     return data
 

@@ -103,7 +103,8 @@ def build_report(
     all_rows = load_results(results, "all", columns=CURVE_COLUMNS)
     chosen = load_results(results, epochs, columns=TABLE_COLUMNS)
     say(f"{len(all_rows):,} rows of {chosen['trial_id'].nunique():,} trials; tables")
-    parts = [f"# Results report: {Path(results).name}", _coverage(results, files, all_rows)]
+    title = f"# Results report: study {_names(all_rows['study'])}"
+    parts = [title, _coverage(results, files, all_rows)]
     parts += [_method_tables(chosen, out), _table1(chosen)]
     say("bootstrap intervals and the paper's numbers")
     parts += [_statistics(chosen), _paper(chosen)]

@@ -76,9 +76,11 @@ def main() -> int:
         start = time.perf_counter()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux: KiB
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = usage.ru_maxrss * 1024  # Linux reports KiB
     ok = seconds <= TARGET_SECONDS and peak <= TARGET_BYTES
     print(f"analysis report wall time: {seconds:.1f} s (target ≤ {TARGET_SECONDS:.0f} s)")
+    print(f"analysis report CPU time: {usage.ru_utime + usage.ru_stime:.1f} s (user + system)")
     print(f"analysis report peak RSS: {peak / 1024**2:,.0f} MiB (target ≤ 2,048 MiB)")
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
