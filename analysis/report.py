@@ -123,7 +123,17 @@ def _timed(progress: Progress) -> Progress:
 
 
 def _names(values: pd.Series) -> str:
-    return ", ".join(str(v) for v in sorted(pd.unique(values.dropna()), key=str)) or "none"
+    """Distinct values in their natural order (categories' order, else sorted); a run of
+    consecutive integers (seeds) as "first–last"."""
+    present = values.dropna().unique()
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        ordered = [v for v in values.cat.categories if v in set(present)]
+    else:
+        ordered = sorted(present)
+    if len(ordered) > 2 and pd.api.types.is_integer_dtype(values):
+        if ordered[-1] - ordered[0] == len(ordered) - 1:
+            return f"{ordered[0]}–{ordered[-1]}"
+    return ", ".join(map(str, ordered)) or "none"
 
 
 def _coverage(results: str | Path, files: list[Path], all_rows: pd.DataFrame) -> str:

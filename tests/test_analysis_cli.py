@@ -46,7 +46,7 @@ def test_report_holds_tables_figures_and_coverage(report):
     ]:
         assert heading in text
     assert "- trials: 88 (87 ok, 1 error)" in text
-    assert "- seeds: 0, 1" in text
+    assert "- seeds: 0, 1" in text and "- models: resnet18, resnet50, resnet110, resnet152" in text
     assert "| t000003 | svhn | resnet18 | Mixup (α=0.1) | 1 | 2 | error | boom |" in text
     for name in ["figure1_alpha", "dilemma", "epoch_curves", "figure2_ablation"]:
         assert (report / f"{name}.png").stat().st_size > 5000
