@@ -59,6 +59,7 @@ class Search:
     seed: int = 0  # sampler seed
     storage: str | None = None  # Optuna storage URL, e.g. sqlite:///{study_dir}/optuna.db
     objectives: tuple[Objective, ...] = (Objective(),)  # one, or several (a Pareto front)
+    points: tuple[dict[str, Any], ...] = ()  # trials to run first (Optuna's enqueue_trial)
     asha: Asha | None = None  # optional ASHA early stopping (one objective only)
 
 
@@ -181,18 +182,30 @@ class StudySpec:
 
 
 def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> StudySpec:
-    """Read, expand `${ENV}` / `${ENV:-default}`, apply `--set` overrides, validate."""
+    """Read (following `extends:`), expand `${ENV}` / `${ENV:-default}`, apply `--set`
+    overrides, validate. The name defaults to the file's stem."""
     path = Path(path)
+    return parse_spec({"name": path.stem, **_read(path, ())}, overrides)
+
+
+def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """A spec file's mapping; `extends: OTHER.yaml` (beside it) is read first and each of its
+    top-level mappings updated key by key (a grid axis or a setting replaced as a whole; null
+    drops a whole section, e.g. `grid: null`)."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself")
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as e:
         raise ConfigError(f"cannot read spec {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
-    raw = raw if raw is not None else {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a spec must be a mapping, got {type(raw).__name__}")
-    return parse_spec({"name": path.stem, **raw}, overrides)
+    raw = _mapping(str(path), raw)
+    if "extends" not in raw:
+        return raw
+    base = _read(path.parent / str(raw.pop("extends")), (*seen, path.resolve()))
+    both = [k for k, v in raw.items() if isinstance(v, dict) and isinstance(base.get(k), dict)]
+    return {**base, **raw, **{k: {**base[k], **raw[k]} for k in both}}
 
 
 def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) -> StudySpec:
@@ -265,6 +278,9 @@ def _mapping(where: str, value: Any) -> dict[str, Any]:
 def _search(raw: dict[str, Any]) -> Search:
     objectives = raw.pop("objectives", None) or [{}]
     asha = raw.pop("asha", None)
+    points = raw.pop("points", None) or []
+    if not isinstance(points, list):
+        raise ConfigError("search.points must be a list of mappings of space parameters")
     return dataclasses.replace(
         _section("search", Search, raw),
         objectives=tuple(
@@ -272,6 +288,7 @@ def _search(raw: dict[str, Any]) -> Search:
             for o in (objectives if isinstance(objectives, list) else [objectives])
         ),
         asha=None if asha is None else _section("search.asha", Asha, _mapping("asha", asha)),
+        points=tuple(_mapping("search.points entry", p) for p in points),
     )
 
 
@@ -383,6 +400,7 @@ def _check(spec: StudySpec) -> None:
         )
     for i, p in enumerate(spec.space):
         _check_param(p, spec.space[:i])
+    _check_points(spec)
     _check_axes(spec.grid)
     _check_trials(spec)
 
@@ -424,6 +442,23 @@ def _check_param(p: Param, earlier: tuple[Param, ...]) -> None:
             )
 
 
+def _check_points(spec: StudySpec) -> None:
+    """Each of `search.points` names space parameters with values the space can give."""
+    params = {p.name: p for p in spec.space}
+    if len(spec.search.points) > spec.num_trials or (spec.grid and spec.search.points):
+        raise ConfigError("search.points: at most search.trials of them, and none with a grid")
+    for point in spec.search.points:
+        for name, value in point.items():
+            p = params.get(name)
+            fits = p is not None and (
+                value in p.choices
+                if p.kind == "choices"
+                else isinstance(value, int | float) and p.low <= value <= p.high
+            )
+            if not fits:
+                raise ConfigError(f"search.points: {name}={value!r} is not in the space")
+
+
 def _bounds_ok(low: float, high: float, log: bool, step: float | None) -> bool:
     if not low < high or (log and (low <= 0 or step is not None)):
         return False
@@ -461,38 +496,37 @@ def _check_trials(spec: StudySpec) -> None:
 
 
 def _describe(spec: StudySpec) -> Iterator[str]:
-    goals = ", ".join(f"{o.metric} ({o.mode})" for o in spec.search.objectives)
-    asha = f", ASHA (grace {spec.search.asha.grace_period})" if spec.search.asha else ""
-    yield (
-        f"study {spec.name}: Optuna {spec.sampler}, {spec.num_trials} trials{asha}; "
-        f"objectives {goals}"
-    )
-    if spec.description:
-        yield f"  {spec.description.strip()}"
+    s, r, t = spec.search, spec.resources, spec.tune
+    goals = ", ".join(f"{o.metric} ({o.mode})" for o in s.objectives)
+    asha = f", ASHA (grace {s.asha.grace_period})" if s.asha else ""
+    yield f"study {spec.name}: Optuna {spec.sampler}, {spec.num_trials} trials{asha}; {goals}"
+    yield from [f"  {spec.description.strip()}"] if spec.description else []
     yield "fixed settings:"
     for section, values in spec.fixed.items():
         yield f"  {section}: " + ", ".join(f"{k}={_label(v)}" for k, v in values.items())
-    if spec.space:
-        yield "space:"
+    yield from ["space:"] if spec.space else []
     for p in spec.space:
         dist = (
-            f"one of {', '.join(map(_label, p.choices))}"
-            if p.kind == "choices"
-            else f"{p.kind} in [{p.low}, {p.high}]"
+            {
+                "choices": f"one of {', '.join(map(_label, p.choices))}",
+                "float": f"float in [{p.low}, {p.high}]",
+                "int": f"int in [{p.low}, {p.high}]",
+            }[p.kind]
             + (" log" if p.log else "")
             + (f" step {p.step}" if p.step else "")
         )
         cond = "".join(f"  when {n} in {', '.join(map(_label, v))}" for n, v in p.when)
         yield f"  {p.name:<20} {dist}{cond}"
-    if spec.grid:
-        yield f"grid ({spec.num_trials} points, the cross product of):"
+    for point in s.points:
+        yield "  first: " + ", ".join(f"{k}={_label(v)}" for k, v in point.items())
+    yield from [f"grid ({spec.num_trials} points, the cross product of):"] if spec.grid else []
     for a in spec.grid:
-        yield f"  {a.name:<20} {' | '.join(a.labels)}"
-    r, t = spec.resources, spec.tune
+        one_line = " | ".join(a.labels)
+        many = "".join(f"\n    {label}" for label in a.labels)
+        yield f"  {a.name:<20} " + (one_line if len(one_line) < 60 else f"{len(a.labels)}:{many}")
+    at_once = t.max_concurrent_trials or "as many as fit"
     yield (
-        f"per trial: {r.cpu:g} CPU, {r.gpu:g} GPU; at most "
-        f"{t.max_concurrent_trials or 'unlimited'} at once; {t.max_failures} retries; "
-        f"checkpoint every {t.checkpoint_every} epochs, keep {t.keep_checkpoints}"
+        f"per trial: {r.cpu:g} CPU, {r.gpu:g} GPU; at once: {at_once}; retries: "
+        f"{t.max_failures}; checkpoint every {t.checkpoint_every} epochs, keep {t.keep_checkpoints}"
     )
-    if spec.search.storage:
-        yield f"Optuna storage: {spec.search.storage}"
+    yield from [f"Optuna storage: {s.storage}"] if s.storage else []

@@ -105,6 +105,9 @@ class Progress(tune.Callback):
         self.total, self.metrics = spec.num_trials, [o.metric for o in spec.search.objectives]
         self.start = time.monotonic()
 
+    def setup(self, **info: Any) -> None:
+        self.start = time.monotonic()  # also when a restored study starts again
+
     def _line(self, trials: list, text: str) -> None:
         done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
         clock = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.start))
@@ -145,6 +148,7 @@ def make_tuner(spec: StudySpec, study_dir: Path, wrapped: Any) -> tune.Tuner:
         mode=mode,
         sampler=SAMPLERS[spec.sampler](spec),
         study_name=spec.name,
+        points_to_evaluate=[dict(p) for p in spec.search.points] or None,
         storage=_optuna_storage(storage, study_dir) if storage else None,
     )
     asha = spec.search.asha
