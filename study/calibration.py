@@ -41,6 +41,21 @@ def ece(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
     return float(_ece_rows(conf[None], pred.eq(labels), n_bins)[0])
 
 
+def bin_stats(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, list]:
+    """Per-bin sample count, accuracy and mean confidence (NaN for empty bins): the data of a
+    reliability diagram, binned exactly as `ece`."""
+    conf, pred = logits.float().softmax(1).max(1)
+    idx = _bin_index(conf, n_bins)
+    count = torch.bincount(idx, minlength=n_bins)
+    correct = torch.bincount(idx, weights=pred.eq(labels).float(), minlength=n_bins)
+    total_conf = torch.bincount(idx, weights=conf, minlength=n_bins)
+    denom = count.clamp_min(1).double()
+    empty = count == 0
+    acc = (correct.double() / denom).masked_fill(empty, float("nan"))
+    mean_conf = (total_conf.double() / denom).masked_fill(empty, float("nan"))
+    return {"count": count.tolist(), "acc": acc.tolist(), "conf": mean_conf.tolist()}
+
+
 def ece_per_temperature(
     logits: torch.Tensor, labels: torch.Tensor, temperatures: torch.Tensor, n_bins: int = 15
 ) -> torch.Tensor:

@@ -46,7 +46,11 @@ def epoch_metrics(
     n_bins = cfg.n_bins
     temperature = cal.fit_temperature(vl, vy, cfg.objective, n_bins=n_bins)
     opt_temperature = cal.fit_temperature(tl, ty, cfg.objective, n_bins=n_bins)
+    raw_bins = cal.bin_stats(tl, ty, n_bins)
+    cal_bins = cal.bin_stats(tl / temperature, ty, n_bins)
     return {
+        **{f"test_bin_{k}": v for k, v in raw_bins.items()},
+        **{f"test_cal_bin_{k}": v for k, v in cal_bins.items()},
         "val_acc": cal.accuracy(vl, vy),
         "val_nll": cal.nll(vl, vy),
         "val_ece": cal.ece(vl, vy, n_bins),

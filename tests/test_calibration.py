@@ -132,5 +132,20 @@ def test_epoch_metrics_columns_and_ranges():
     val, test = random_logits(n=300, seed=1), random_logits(n=300, seed=2)
     m = epoch_metrics(val, test, halves(300, 0), CalibrationConfig())
     assert m["test_opt_ece"] <= m["test_cal_ece"] + 1e-9
-    assert all(0 <= m[k] <= 1 for k in m if k.endswith(("acc", "ece", "conf")))
+    assert all(0 <= m[k] <= 1 for k in m if k.endswith(("acc", "ece", "conf")) and "bin" not in k)
+    assert sum(m["test_cal_bin_count"]) == 300
     assert m["test_cal_ece"] == pytest.approx(cal.ece(test[0] / m["temperature"], test[1]))
+
+
+def test_bin_stats_are_the_ece_bins():
+    logits, labels = random_logits(n=500, seed=3)
+    stats = cal.bin_stats(logits, labels, 15)
+    n = sum(stats["count"])
+    assert n == 500 and len(stats["acc"]) == 15
+    gaps = [
+        c / n * abs(a - f)
+        for c, a, f in zip(stats["count"], stats["acc"], stats["conf"], strict=True)
+        if c
+    ]
+    assert sum(gaps) == pytest.approx(cal.ece(logits, labels), abs=1e-6)
+    assert all(math.isnan(a) for c, a in zip(stats["count"], stats["acc"], strict=True) if not c)
