@@ -224,7 +224,9 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
         name=name,
         fixed=fixed,
         search=_search(_mapping("search", raw.get("search"))),
-        space=tuple(_param(k, v) for k, v in _mapping("space", raw.get("space")).items()),
+        space=_in_dependency_order(
+            [_param(k, v) for k, v in _mapping("space", raw.get("space")).items()]
+        ),
         grid=tuple(_axis(k, v) for k, v in _mapping("grid", raw.get("grid")).items()),
         description=str(raw.get("description") or ""),
         raw=raw,
@@ -311,6 +313,18 @@ def _param(name: str, raw: Any) -> Param:
         raise ConfigError(f"space {name}.{kind} must be [low, high], got {value!r}")
     extra = _no_extra(name, raw, ("log", "step"))
     return Param(name, kind, low=value[0], high=value[1], when=when, **extra)
+
+
+def _in_dependency_order(params: list[Param]) -> tuple[Param, ...]:
+    """Parameters whose `when` names another come after it (stable otherwise); what can
+    never be placed (unknown names, cycles) keeps its place and fails `_check_param`."""
+    placed: list[Param] = []
+    while params:
+        names = {p.name for p in placed}
+        ready = [p for p in params if all(n in names for n, _ in p.when)] or params
+        placed.append(ready[0])
+        params = [p for p in params if p is not ready[0]]
+    return tuple(placed)
 
 
 def _no_extra(name: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -436,9 +450,9 @@ def _check_param(p: Param, earlier: tuple[Param, ...]) -> None:
     for name, values in p.when:
         if name not in choices or not set(values) <= set(choices[name]):
             raise ConfigError(
-                f"{where}: when {name} in {list(values)} can never hold; `when` "
-                f"names an earlier choices parameter ({', '.join(choices)}) "
-                "and some of its choices"
+                f"{where}: when {name} in {list(values)} can never hold; `when` names "
+                f"another choices parameter ({', '.join(choices) or 'none'}) and some of its "
+                "choices, without cycles"
             )
 
 
@@ -487,12 +501,18 @@ def _settable(dotted: str) -> Any:
 
 
 def _check_trials(spec: StudySpec) -> None:
+    """Every grid point or space corner must be a valid TrialConfig that can run."""
     for params in spec.corner_params():
         try:
-            spec.trial_config(params)
+            device = spec.trial_config(params).runtime.device
         except ConfigError as e:
             at = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed settings"
             raise ConfigError(f"{e} (in the trial {at})") from None
+        if device.startswith("cuda") and not spec.resources.gpu:
+            raise ConfigError(
+                f"runtime.device={device} needs resources.gpu > 0 (Ray hides GPUs from trials "
+                "that ask for none)"
+            )
 
 
 def _describe(spec: StudySpec) -> Iterator[str]:
