@@ -263,6 +263,9 @@ def run_study_cli(args: argparse.Namespace) -> int:
 
 def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors are in Progress/Parquet
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Progress, not tables
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Parquet is the record
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, spec=spec, data=data),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
@@ -277,6 +280,4 @@ def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: boo
         tuner = make_tuner(spec, study_dir, wrapped)
     verb = "resuming" if resume else "starting"
     print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir}/results")
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors are in Progress/Parquet
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0: no Tune tables, Progress instead
     tuner.fit()

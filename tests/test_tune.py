@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 
+import optuna
 import pandas as pd
 import pytest
 import ray
@@ -16,6 +17,7 @@ from study import methods
 from study.cli import main
 from study.results import COLUMN_NAMES
 
+GOALS = [{"metric": "val_acc", "mode": "max"}, {"metric": "val_cal_ece", "mode": "min"}]
 TINY = {
     "dataset": {"name": "fake", "train_size": 64, "val_size": 32, "test_size": 32},
     "model": {"name": "resnet18", "width": 8},
@@ -91,12 +93,7 @@ def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):
         **TINY,
         "name": "errors",
         "tune": {"max_failures": 0},
-        "search": {
-            "objectives": [
-                {"metric": "val_acc", "mode": "max"},
-                {"metric": "val_cal_ece", "mode": "min"},
-            ]
-        },
+        "search": {"objectives": GOALS, "storage": "sqlite:///{study_dir}/optuna.db"},
         "grid": {"method.name": ["erm", "boom", "mixup"]},
     }
     assert run(tmp_path, spec) == 0
@@ -107,6 +104,26 @@ def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):
     done = df[df.method != "boom"]
     assert len(done) == 2 * 2 and (done.status == "ok").all()
     assert "errored: ValueError: boom" in capsys.readouterr().out
+    storage = f"sqlite:///{tmp_path / 'studies' / 'errors' / 'optuna.db'}"
+    states = sorted(
+        t.state.name for t in optuna.load_study(study_name="errors", storage=storage).trials
+    )
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]
+
+
+def test_asha_study_keeps_rows_contiguous(tmp_path):
+    spec = {
+        **TINY,
+        "name": "asha",
+        "train": {**TINY["train"], "epochs": 3},
+        "search": {"trials": 4, "asha": {"grace_period": 1, "reduction_factor": 2}},
+        "space": {"method.name": ["erm", "mixup"], "method.alpha": {"float": [0.1, 1.0]}},
+    }
+    assert run(tmp_path, spec) == 0
+    df = pd.read_parquet(tmp_path / "studies" / "asha" / "results")
+    assert df.trial_id.nunique() == 4 and (df.status == "ok").all()
+    for _, epochs in df.groupby("trial_id").epoch:
+        assert sorted(epochs) == list(range(1, len(epochs) + 1))
 
 
 @pytest.mark.parametrize("resources", [{"gpu": 1}, {"cpu": 3}])
