@@ -15,6 +15,7 @@ import functools
 import logging
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -256,8 +257,9 @@ def run_study_cli(args: argparse.Namespace) -> int:
     finally:
         if started:
             ray.shutdown()
-    print(summarize(study_dir / "results"))
-    print(f"\nresults: {study_dir / 'results'}  (pandas.read_parquet of that directory)")
+    results = study_dir / "results"
+    read = f"import pandas as pd; print(pd.read_parquet('{results}'))"
+    print(f'{summarize(results)}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
     return 0
 
 
