@@ -294,11 +294,15 @@ def _search(raw: dict[str, Any]) -> Search:
     )
 
 
+@dataclass(frozen=True)
+class _RangeKeys:
+    log: bool = False  # sample log-uniformly (low > 0)
+    step: float | None = None  # a grid of low, low + step, …, high
+
+
 def _param(name: str, raw: Any) -> Param:
     """`{float: [lo, hi], log: true, step: s, when: {param: [values]}}`, `{int: …}` or choices."""
-    if isinstance(raw, list):
-        raw = {"choices": raw}
-    raw = _mapping(f"space {name}", raw)
+    raw = _mapping(f"space {name}", {"choices": raw} if isinstance(raw, list) else raw)
     kinds = [k for k in _SUGGEST if k in raw]
     if len(kinds) != 1:
         raise ConfigError(f"space {name} needs exactly one of: float, int, choices")
@@ -307,12 +311,14 @@ def _param(name: str, raw: Any) -> Param:
         (k, tuple(v) if isinstance(v, list) else (v,))
         for k, v in _mapping(f"space {name}.when", raw.pop("when", None)).items()
     )
+    if not isinstance(value, list) or (kind != "choices" and len(value) != 2):
+        raise ConfigError(f"space {name}.{kind} must be a list ([low, high] for a range)")
+    if kind == "choices" and raw:
+        raise ConfigError(f"unknown key {next(iter(raw))!r} in space {name}: choices take `when`")
     if kind == "choices":
-        return Param(name, kind, choices=tuple(value or ()), when=when, **_no_extra(name, raw, ()))
-    if not (isinstance(value, list) and len(value) == 2):
-        raise ConfigError(f"space {name}.{kind} must be [low, high], got {value!r}")
-    extra = _no_extra(name, raw, ("log", "step"))
-    return Param(name, kind, low=value[0], high=value[1], when=when, **extra)
+        return Param(name, kind, choices=tuple(value), when=when)
+    keys = _section(f"space {name}", _RangeKeys, raw)
+    return Param(name, kind, value[0], value[1], keys.log, keys.step, when=when)
 
 
 def _in_dependency_order(params: list[Param]) -> tuple[Param, ...]:
@@ -325,14 +331,6 @@ def _in_dependency_order(params: list[Param]) -> tuple[Param, ...]:
         placed.append(ready[0])
         params = [p for p in params if p is not ready[0]]
     return tuple(placed)
-
-
-def _no_extra(name: str, raw: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    unknown = [k for k in raw if k not in allowed]
-    if unknown:
-        valid = ", ".join(("float", "int", "choices", "when", *allowed))
-        raise ConfigError(f"unknown key {unknown[0]!r} in space {name}; valid: {valid}")
-    return raw
 
 
 def _axis(name: str, values: Any) -> Axis:
@@ -368,30 +366,10 @@ def _check(spec: StudySpec) -> None:
     """Refuse what no run could honour; then validate every grid point or space corner."""
     s, r, t = spec.search, spec.resources, spec.tune
     _one_of("search.sampler", spec.sampler, SAMPLERS)
-    if (spec.sampler == "grid") != bool(spec.grid) or (spec.grid and spec.space):
-        raise ConfigError(
-            "a `grid:` goes with sampler grid and no `space:`; a `space:` with tpe, random or nsga2"
-        )
-    if spec.grid and s.trials is not None:
-        raise ConfigError(
-            f"search.trials: a grid runs each of its {spec.num_trials} points once; "
-            "drop trials (add a train.seed axis to repeat)"
-        )
     metrics = [o.metric for o in s.objectives]
     for o in s.objectives:
         _one_of("search.objectives metric", o.metric, OBJECTIVE_METRICS)
         _one_of("search.objectives mode", o.mode, ("max", "min"))
-    if len(set(metrics)) != len(metrics):
-        raise ConfigError(f"search.objectives repeats a metric: {', '.join(metrics)}")
-    if s.asha and len(metrics) > 1:
-        raise ConfigError(
-            "search.asha stops trials on one metric; with several objectives "
-            f"({', '.join(metrics)}) it would cut the Pareto front: drop asha"
-        )
-    if s.storage is not None and not re.match(r"^[a-z][a-z0-9+]*://", s.storage):
-        raise ConfigError(
-            f"search.storage must be a URL such as sqlite:///path.db; got {s.storage!r}"
-        )
     positive = {
         "search.trials": s.trials,
         "resources.cpu": r.cpu,
@@ -400,18 +378,40 @@ def _check(spec: StudySpec) -> None:
         "tune.max_concurrent_trials": t.max_concurrent_trials,
         "search.asha.grace_period": s.asha and s.asha.grace_period,
     }
-    for where, value in positive.items():
-        if value is not None and not value > 0:
-            raise ConfigError(f"{where} must be positive, got {value}")
-    if r.gpu < 0 or (r.gpu > 1 and r.gpu != int(r.gpu)) or t.max_failures < 0:
-        raise ConfigError(
-            f"resources.gpu must be a fraction of one GPU or a whole number, and "
-            f"tune.max_failures ≥ 0; got {r.gpu}, {t.max_failures}"
-        )
-    if s.asha and not s.asha.reduction_factor > 1:
-        raise ConfigError(
-            f"search.asha.reduction_factor must be > 1, got {s.asha.reduction_factor}"
-        )
+    rules = [  # (holds, the one line that says why not)
+        *((v is None or v > 0, f"{k} must be positive, got {v}") for k, v in positive.items()),
+        (
+            (spec.sampler == "grid") == bool(spec.grid) and not (spec.grid and spec.space),
+            "a `grid:` goes with sampler grid and no `space:`; a `space:` with tpe, random, nsga2",
+        ),
+        (
+            not (spec.grid and s.trials is not None),
+            f"search.trials: a grid runs each of its {spec.num_trials} points once; drop "
+            "trials (add a train.seed axis to repeat)",
+        ),
+        (len(set(metrics)) == len(metrics), f"search.objectives repeats a metric: {metrics}"),
+        (
+            not (s.asha and len(metrics) > 1),
+            f"search.asha stops trials on one metric; with several objectives ({metrics}) it "
+            "would cut the Pareto front: drop asha",
+        ),
+        (
+            s.storage is None or re.match(r"^[a-z][a-z0-9+]*://", s.storage),
+            f"search.storage must be a URL such as sqlite:///path.db; got {s.storage!r}",
+        ),
+        (
+            r.gpu >= 0 and (r.gpu <= 1 or r.gpu == int(r.gpu)),
+            f"resources.gpu must be a fraction of one GPU or whole GPUs, got {r.gpu}",
+        ),
+        (t.max_failures >= 0, f"tune.max_failures must be ≥ 0, got {t.max_failures}"),
+        (
+            not s.asha or s.asha.reduction_factor > 1,
+            f"search.asha.reduction_factor must be > 1, got {s.asha and s.asha.reduction_factor}",
+        ),
+    ]
+    for holds, why in rules:
+        if not holds:
+            raise ConfigError(why)
     for i, p in enumerate(spec.space):
         _check_param(p, spec.space[:i])
     _check_points(spec)
