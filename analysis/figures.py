@@ -13,11 +13,13 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from analysis.reliability import pool_bins
 from analysis.stats import pareto_front
-from analysis.variants import BASELINE, METRICS
-from study.results import COLUMN_NAMES, SCHEMA_VERSION, STATUS_OK
+from analysis.variants import BASELINE, METRICS, PERCENT
+from study.results import STATUS_OK
 
 ALPHA_METRICS = ["test_acc", "test_ece", "test_cal_ece"]  # Figure 1
 CURVE_METRICS = ["test_acc", "test_cal_ece"]  # per-epoch curves
@@ -33,7 +35,12 @@ ABLATION_TARGETS = {  # Figure 2's colours: blue trains on mixed labels, green o
 }
 TARGET_COLOURS = {"mixed": "tab:blue", "one-hot": "tab:green"}
 LABELS = {**{m.column: m.label for m in METRICS.values()}, "test_conf": "Mean confidence"}
-BIN_PREFIX = "test_bin_"  # per-bin statistics a reliability diagram needs (none in schema v1)
+STAGE_STYLES = {  # reliability diagrams: raw bars filled, after-TS bars outlined on top
+    "raw": {"fill": True, "facecolor": "tab:red", "alpha": 0.45, "edgecolor": "none"},
+    "after TS": {"fill": False, "edgecolor": "tab:blue", "linewidth": 1.2},
+}
+RELIABILITY_TICKS = [0.0, 0.5, 1.0]
+DIAGONAL = {"color": "black", "linestyle": "--", "linewidth": 1}
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -207,20 +214,46 @@ def ablation(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return data
 
 
-def reliability_diagrams(df: pd.DataFrame) -> str:
-    """Reliability diagrams need per-bin accuracy, confidence and counts; returns why skipped.
+def reliability_diagrams(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """Reliability diagrams: accuracy per confidence bin, raw and after temperature scaling.
 
-    The results schema (version 1) stores only summary metrics, so there is nothing to draw:
-    this function looks for per-bin columns ("test_bin_*") in the schema and in `df` and
-    returns the note the report prints instead of a figure. Nothing is written.
+    One row of panels per dataset, one panel per variant; each pools the rows of `df` it covers
+    (one per trial: every backbone and seed), and its legend gives the ECE of the pooled bins.
+    Returns `analysis.reliability.pool_bins(df)`: empty, and no file written, when no ok row has
+    bin statistics (results written before the schema had them).
     """
-    found = sorted({c for c in [*COLUMN_NAMES, *df.columns] if c.startswith(BIN_PREFIX)})
-    if not found:
-        return (
-            f"Reliability diagrams skipped: results schema version {SCHEMA_VERSION} has no "
-            f"per-bin statistics (no {BIN_PREFIX}* columns)."
-        )
-    return (
-        f"Reliability diagrams skipped: per-bin columns {found} are present but no "
-        "layout for them is defined in study.results yet."
-    )
+    data = pool_bins(df)
+    if data.empty:
+        return data
+    datasets, variants = list(data["dataset"].unique()), list(data["variant"].unique())
+    fig, axes = _grid(len(datasets), len(variants), width=3.2, height=3.2)
+    for i, dataset, j, variant in _panels(datasets, variants):
+        here = data[(data["dataset"] == dataset) & (data["variant"] == variant)]
+        ax = axes[i][j]
+        if here.empty:  # no trial of this variant on this dataset
+            ax.set_axis_off()
+            continue
+        _reliability_panel(ax, here)
+        ax.set_title(f"{dataset}: {variant} ({here['trials'].iloc[0]} trials)", fontsize="small")
+        bottom, left = i == len(datasets) - 1, j == 0  # tick labels on the outer panels only
+        ax.tick_params(labelbottom=bottom, labelleft=left)
+        ax.set(xlabel="confidence" if bottom else "", ylabel="accuracy" if left else "")
+    handles = [Patch(label=f"{stage} accuracy", **style) for stage, style in STAGE_STYLES.items()]
+    handles.append(Line2D([], [], label="confidence = accuracy", **DIAGONAL))
+    title = "trials pooled over\nbackbones and seeds"
+    fig.legend(handles=handles, loc="center right", fontsize="small", title=title)
+    _save(fig, path)
+    return data
+
+
+def _reliability_panel(ax: Axes, data: pd.DataFrame) -> None:
+    """Accuracy per bin of each stage as bars (one step patch each: fast), the diagonal, and
+    the pooled ECEs in the legend."""
+    ax.plot([0, 1], [0, 1], **DIAGONAL)
+    for stage, style in STAGE_STYLES.items():
+        rows = data[data["stage"] == stage]
+        edges = [*rows["lo"], rows["hi"].iloc[-1]]
+        label = f"{stage}: ECE {PERCENT * rows['ece'].iloc[0]:.2f}%"
+        ax.stairs(rows["acc"].fillna(0.0), edges, baseline=0.0, label=label, **style)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xticks=RELIABILITY_TICKS, yticks=RELIABILITY_TICKS)
+    ax.legend(loc="upper left", fontsize="x-small")

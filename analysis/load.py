@@ -3,7 +3,9 @@
 The schema is `study.results` (one place): this module never lists result columns itself. Only
 the requested columns are read (Arrow projection), string columns come back dictionary-encoded
 (pandas categoricals), and the epoch selection is a sort and a `drop_duplicates` over a few key
-columns, so millions of rows load in seconds.
+columns, so millions of rows load in seconds. List columns (the reliability bins) are read after
+the selection, one file at a time and kept only at the chosen rows, so one row per trial of
+them costs no more memory than the rows themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from analysis import variants
 from study.results import COLUMN_NAMES, COLUMNS, SCHEMA_VERSION, STATUS_OK
@@ -30,7 +33,10 @@ READ_SCHEMA = pa.schema(
         for name, t, _ in COLUMNS
     ]
 )
-METRIC_COLUMNS = [name for name in COLUMN_NAMES if name.startswith(("val_", "test_"))]
+LIST_COLUMNS = [name for name, dtype, _ in COLUMNS if pa.types.is_list(dtype)]
+METRIC_COLUMNS = [
+    name for name in COLUMN_NAMES if name.startswith(("val_", "test_")) and name not in LIST_COLUMNS
+]
 
 
 class ResultsError(ValueError):
@@ -114,7 +120,9 @@ def load_results(
     columns: the contract columns to read (default all); the keys needed for the labels and the
     epoch choice are always read. `variant` ("ERM", "Mixup (α=0.1)", "MIT-A (Δλ>0.5)", …) and
     `backbone` (model, with "†" when pretrained) are ordered categoricals in the tables' order.
-    Metric columns are null on "diverged" and "error" rows, so means skip those rows.
+    Metric columns are null on "diverged" and "error" rows, so means skip those rows. List
+    columns (reliability bins) are numpy arrays per row (None where null), read only at the
+    chosen rows (`read_rows`).
     Raises ResultsError (a user error) when `path` holds no results of this schema version.
     """
     if epochs not in EPOCHS:
@@ -125,13 +133,45 @@ def load_results(
         raise ValueError(f"not result columns: {unknown}; valid: {', '.join(COLUMN_NAMES)}")
     keys = [*SELECTION_KEYS, *([_validation_metric(best_by)] if epochs == "best" else [])]
     needed = [c for c in COLUMN_NAMES if c in {*columns, *keys, *LABEL_KEYS}]
-    table = read_table(path, needed)
+    table = read_table(path, [c for c in needed if c not in LIST_COLUMNS])
     rows = _select_rows(table.select(keys).to_pandas(), epochs, best_by)
     in_order = len(rows) == len(table) and bool((np.diff(rows) == 1).all())
     df = (table if in_order else table.take(pa.array(rows))).to_pandas()  # files are sorted
+    lists = [c for c in needed if c in LIST_COLUMNS]
+    if lists:
+        df[lists] = read_rows(path, lists, rows).to_pandas()
+        df = df[[c for c in COLUMN_NAMES if c in df]]  # the schema's order
     df["variant"] = variants.variant_column(df)
     df["backbone"] = variants.backbone_column(df)
     return df
+
+
+def read_rows(path: str | Path, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
+    """`columns` at the row positions `rows` (over the files in order, as `read_table` reads
+    them), one file at a time: peak memory is one file's columns plus the rows kept. A column a
+    file lacks (written before the schema had it) reads as nulls."""
+    schema = pa.schema([READ_SCHEMA.field(c) for c in columns])
+    order = np.argsort(rows, kind="stable")
+    ascending = rows[order]
+    parts, start = [schema.empty_table()], 0
+    for file in result_files(path):
+        reader = pq.ParquetFile(file)
+        stop = start + reader.metadata.num_rows
+        local = ascending[np.searchsorted(ascending, start) : np.searchsorted(ascending, stop)]
+        local = local - start
+        if len(local):
+            parts.append(_read_columns(reader, schema).take(pa.array(local)))
+        start = stop
+    return pa.concat_tables(parts).combine_chunks().take(pa.array(np.argsort(order)))
+
+
+def _read_columns(reader: pq.ParquetFile, schema: pa.Schema) -> pa.Table:
+    """The columns of `schema` from one file, nulls for those it lacks, cast to `schema`."""
+    present = reader.schema_arrow.names
+    # One thread: per-file tables are small, and threads only contend on a busy machine.
+    table = reader.read(columns=[c for c in schema.names if c in present], use_threads=False)
+    columns = [table[f.name] if f.name in present else pa.nulls(len(table), f.type) for f in schema]
+    return pa.table(columns, names=schema.names).cast(schema)
 
 
 def _validation_metric(best_by: str) -> str:

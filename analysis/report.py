@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis import paper, render, stats, tables
 from analysis.load import LABEL_KEYS, TRIAL_KEYS, check_results, load_results
+from analysis.reliability import BIN_COLUMNS
 from analysis.variants import Metric, get_metric
 from study.results import SCHEMA_VERSION, STATUS_OK
 
@@ -50,6 +51,7 @@ class FigureSpec:
     shows: str
     draw: str  # name of the analysis.figures function
     epochs: str  # "selected" (one row per trial) or "all"
+    missing: str = "no data for it"  # why it is skipped when there is nothing to draw
 
 
 FIGURES = [
@@ -82,6 +84,18 @@ FIGURES = [
         draw="ablation",
         epochs="selected",
     ),
+    FigureSpec(
+        file="reliability.png",
+        title="Reliability diagrams",
+        shows="Accuracy per confidence bin at each trial's selected epoch, pooled over "
+        "backbones and seeds; filled red bars: raw logits, blue outlines: after temperature "
+        "scaling (T fitted on validation); the dashed diagonal is perfect calibration; each "
+        "legend gives the ECE of the pooled bins",
+        draw="reliability_diagrams",
+        epochs="selected",
+        missing="these results have no per-bin statistics (the test_bin_* columns are null: "
+        "written before the schema had them, or no trial has an ok epoch)",
+    ),
 ]
 
 
@@ -101,7 +115,8 @@ def build_report(
     out = Path(out)
     say(f"reading {len(files)} files under {results}")
     all_rows = load_results(results, "all", columns=CURVE_COLUMNS)
-    chosen = load_results(results, epochs, columns=TABLE_COLUMNS)
+    # The bins (15 values per list, 6 lists) are kept only at each trial's chosen epoch.
+    chosen = load_results(results, epochs, columns=[*TABLE_COLUMNS, *BIN_COLUMNS])
     say(f"{len(all_rows):,} rows of {chosen['trial_id'].nunique():,} trials; tables")
     title = f"# Results report: study {_names(all_rows['study'])}"
     parts = [title, _coverage(results, files, all_rows)]
@@ -237,6 +252,5 @@ def _figures(frames: dict[str, pd.DataFrame], out: Path, say: Progress) -> str:
         say(f"figure {spec.file}")
         data = getattr(figures, spec.draw)(frames[spec.epochs], out / spec.file)
         shown = f"![{spec.title}]({spec.file})\n\n{spec.shows}."
-        parts += [f"### {spec.title}", shown if len(data) else "Skipped: no data for it."]
-    parts.append(figures.reliability_diagrams(frames["selected"]))
+        parts += [f"### {spec.title}", shown if len(data) else f"Skipped: {spec.missing}."]
     return "\n\n".join(parts)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from analysis_fixtures import grid, write
 
-from analysis import figures, load_results
+from analysis import figures, load_results, reliability, report, synthetic
+from analysis.load import read_rows, result_files
 
 VARIANTS = [
     ("erm", None, None),
@@ -28,6 +32,18 @@ def results(tmp_path_factory):
     cells["test_conf"] = 0.9
     directory = write(cells, tmp_path_factory.mktemp("fig") / "results", seeds=2, epochs=3)
     return cells, load_results(directory), load_results(directory, "all")
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    """Three files of 4-epoch trials; t000004 diverged at epoch 3, so its best epoch is 2."""
+    directory = tmp_path_factory.mktemp("bins")
+    frame = synthetic.trials(grid(["svhn"], ["resnet18", "resnet50"], VARIANTS[:3]), 2)
+    for i, part in enumerate(synthetic.chunks(frame, 3)):
+        rows = synthetic.epoch_rows(part, 4, noise=0.01, seed=i)
+        rows = synthetic.fail_trials(rows, ["t000004"], "diverged", "loss is nan", epoch=3)
+        pq.write_table(synthetic.to_arrow(rows), directory / f"part-{i}.parquet")
+    return directory
 
 
 def _written(path) -> None:
@@ -97,7 +113,107 @@ def test_figures_without_their_data_write_nothing(results, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_reliability_diagrams_are_skipped_with_a_note(results):
+# Reliability diagrams: the pooled bins, a hand-built example, and results without bins.
+
+HAND_BINS = [  # dataset, variant, status, count, acc, conf (3 bins: [0, ⅓], (⅓, ⅔], (⅔, 1])
+    ("svhn", "ERM", "ok", [2, 0, 8], [0.5, np.nan, 0.75], [0.2, np.nan, 0.9]),
+    ("svhn", "ERM", "ok", [0, 5, 5], [np.nan, 0.4, 1.0], [np.nan, 0.5, 0.8]),
+    ("svhn", "ERM", "diverged", None, None, None),  # null bins: left out
+    ("svhn", "Mixup (α=1.0)", "ok", [0, 0, 4], [np.nan, np.nan, 1.0], [np.nan, np.nan, 0.9]),
+]
+
+
+def _hand_frame() -> pd.DataFrame:
+    """HAND_BINS as a load_results-like frame, after TS the same bins as raw."""
+    keys = ["dataset", "variant", "status"]
+    rows = [dict(zip(keys, row[:3], strict=True)) for row in HAND_BINS]
+    for row, (*_, count, acc, conf) in zip(rows, HAND_BINS, strict=True):
+        for prefix in reliability.STAGES.values():
+            row |= {f"{prefix}count": count, f"{prefix}acc": acc, f"{prefix}conf": conf}
+    return pd.DataFrame(rows)
+
+
+def test_pooled_bins_and_their_ece_by_hand(tmp_path):
+    data = figures.reliability_diagrams(_hand_frame(), tmp_path / "r.png")
+    _written(tmp_path / "r.png")
+    erm = data[(data["variant"] == "ERM") & (data["stage"] == "raw")]
+    assert erm["count"].tolist() == [2, 5, 13]  # 10 + 10 samples; the diverged row left out
+    assert erm["acc"].to_numpy() == pytest.approx([0.5, 0.4, (8 * 0.75 + 5 * 1.0) / 13])
+    assert erm["conf"].to_numpy() == pytest.approx([0.2, 0.5, (8 * 0.9 + 5 * 0.8) / 13])
+    assert erm["lo"].to_numpy() == pytest.approx([0, 1 / 3, 2 / 3])
+    # (2·|0.5 − 0.2| + 5·|0.4 − 0.5| + 13·|11/13 − 11.2/13|) / 20
+    assert erm["ece"].to_numpy() == pytest.approx((0.6 + 0.5 + 0.2) / 20)
+    assert (erm["trials"] == 2).all()
+    mixup = data[(data["variant"] == "Mixup (α=1.0)") & (data["stage"] == "after TS")]
+    assert mixup["count"].tolist() == [0, 0, 4] and np.isnan(mixup["acc"].iloc[0])
+    assert mixup["ece"].iloc[0] == pytest.approx(0.1)
+
+
+def test_ece_from_bins_of_one_trial():
+    _, _, _, count, acc, conf = HAND_BINS[0]
+    assert reliability.ece_from_bins(count, acc, conf) == pytest.approx((0.6 + 1.2) / 10)
+
+
+def test_reliability_diagrams_pool_every_trial(results, tmp_path):
     _, last, _ = results
-    note = figures.reliability_diagrams(last)
-    assert note.startswith("Reliability diagrams skipped") and "test_bin_" in note
+    data = figures.reliability_diagrams(last, tmp_path / "r.png")
+    _written(tmp_path / "r.png")
+    totals = data.groupby(["dataset", "variant", "stage"], observed=True)["count"].sum()
+    assert (totals == 4 * synthetic.TEST_SAMPLES).all()  # 2 backbones × 2 seeds pooled
+    assert len(totals) == 2 * len(VARIANTS) * 2 and (data["trials"] == 4).all()
+    for _, bins in data.groupby(["dataset", "variant", "stage"], observed=True):
+        expect = reliability.ece_from_bins(bins["count"], bins["acc"], bins["conf"])
+        assert bins["ece"].to_numpy() == pytest.approx(expect)
+    # Synthetic bins carry each trial's ECE; pooling can only cancel gaps, never add them.
+    raw = data[data["stage"] == "raw"].drop_duplicates(["dataset", "variant"])
+    assert (raw["ece"] <= last["test_ece"].max() + 1e-12).all()
+
+
+def test_synthetic_bins_match_accuracy_and_ece():
+    acc, conf, ece = (
+        np.array([0.9, 0.7, 0.95]),
+        np.array([0.93, 0.6, 0.99]),
+        np.array([0.03, 0.1, 0.05]),
+    )
+    bins = synthetic.reliability_bins(acc, conf, ece)
+    count = bins["count"]
+    assert (count.sum(1) == synthetic.TEST_SAMPLES).all()
+    pooled_acc = np.nansum(count * bins["acc"], 1) / count.sum(1)
+    assert pooled_acc == pytest.approx(acc)
+    assert reliability.ece_from_bins(count, bins["acc"], bins["conf"]) == pytest.approx(ece)
+
+
+@pytest.mark.parametrize("epochs", ["last", "best"])
+def test_bins_are_read_at_the_selected_epoch(results_dir, epochs):
+    chosen = load_results(results_dir, epochs, columns=reliability.BIN_COLUMNS)
+    every = load_results(results_dir, "all", columns=reliability.BIN_COLUMNS)
+    diverged = chosen.set_index("trial_id").loc["t000004"]
+    assert diverged["epoch"] == (3 if epochs == "last" else 2)
+    assert (diverged["test_bin_count"] is None) == (epochs == "last")  # null on diverged rows
+    keys = list(zip(chosen["trial_id"], chosen["epoch"], strict=True))
+    expect = every.set_index(["trial_id", "epoch"]).loc[keys]
+    for column in reliability.BIN_COLUMNS:
+        for got, want in zip(chosen[column], expect[column], strict=True):
+            assert (got is None and want is None) or np.array_equal(got, want, equal_nan=True)
+
+
+@pytest.mark.parametrize("absent", [False, True], ids=["null", "absent"])
+def test_results_without_bins_get_a_note(tmp_path, absent):
+    cells = grid(["svhn"], ["resnet18"], VARIANTS[:2])
+    frame = synthetic.trials(cells, 1)
+    table = synthetic.to_arrow(synthetic.epoch_rows(frame, 2, bins=False))
+    if absent:  # written before the schema had the columns
+        table = table.drop_columns(reliability.BIN_COLUMNS)
+    pq.write_table(table, tmp_path / "part.parquet")
+    assert figures.reliability_diagrams(load_results(tmp_path), tmp_path / "r.png").empty
+    assert not (tmp_path / "r.png").exists()
+    text = report.build_report(tmp_path, tmp_path / "report").read_text()
+    assert "### Reliability diagrams\n\nSkipped: these results have no per-bin statistics" in text
+
+
+def test_read_rows_keeps_the_order_asked_for(results_dir):
+    columns = ["trial_id", "epoch", "test_bin_count"]
+    positions = np.array([13, 0, 40, 7])  # across the three files, not ascending
+    got = read_rows(results_dir, columns, positions).to_pylist()
+    every = pa.concat_tables(pq.read_table(f, columns=columns) for f in result_files(results_dir))
+    assert got == every.take(positions).to_pylist()
