@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "cifar10"  # registered dataset (study.data.DATASETS)
+    name: str = "cifar10"  # registered dataset (study.data.names())
     root: str | None = None  # data directory; None: ~/.cache/mixup-calibration-study/data/<name>
     download: bool = False  # let torchvision download the dataset when it is missing
     val_size: int | None = None  # held out of train (seeded); None: the dataset's default (5,000)
@@ -33,14 +33,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "resnet18"  # registered model (study.models.MODELS)
+    name: str = "resnet18"  # registered model (study.models.names())
     width: int = 64  # base planes of the first stage (the paper's 64); smaller for CPU runs
     pretrained: bool = False  # torchvision ImageNet weights (tv_resnet* only)
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = "erm"  # registered method (study.methods.METHODS)
+    name: str = "erm"  # registered method (study.methods.names())
     alpha: float | None = None  # Beta(α, α) of the mixing coefficient; every method but erm
     margin: float | None = None  # MIT's Δλ margin, 0 ≤ margin < 1 (mit_l, mit_a); "Δλ > ½" is 0.5
     constraint: bool = True  # MIT's Algorithm line 6: False draws λ1, λ2 without the margin test

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from study.config import ConfigError, DataConfig
+from study.registry import Registry
 
 CACHE_HOME = Path.home() / ".cache" / "mixup-calibration-study"
 
@@ -73,30 +74,8 @@ class SplitData:
         return {"train": len(self.train_y), "val": len(self.val_y), "test": len(self.test_y)}
 
 
-DATASETS: dict[str, DatasetSpec] = {}
-
-
-def register(name: str, spec: DatasetSpec) -> None:
-    DATASETS[name] = spec
-
-
-def _load() -> None:
-    """Import the modules that register themselves (late: they import this one)."""
-    import study.readers  # noqa: F401
-
-
-def names() -> list[str]:
-    """Every registered name."""
-    _load()
-    return sorted(DATASETS)
-
-
-def get(name: str) -> DatasetSpec:
-    """The registered dataset `name`; ConfigError listing the valid names otherwise."""
-    _load()
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(sorted(DATASETS))}")
-    return DATASETS[name]
+REGISTRY: Registry[DatasetSpec] = Registry("dataset", ["study.readers"])
+DATASETS, register, names, get = REGISTRY.entries, REGISTRY.register, REGISTRY.names, REGISTRY.get
 
 
 def default_root(cfg: DataConfig) -> Path:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from study.config import ConfigError, MethodConfig
+from study.registry import Registry
 
 DEFAULT_ALPHA = 1.0  # mixup(1.0) of Tables 4/5 when a spec gives no α
 DEFAULT_MARGIN = 0.5  # "Δλ > ½", MIT's setting in Tables 4/5
@@ -30,6 +31,16 @@ class Method(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+class Stateless:
+    """For methods without randomness: nothing to checkpoint."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -81,30 +92,10 @@ class MethodEntry:
             )
 
 
-METHODS: dict[str, MethodEntry] = {}
-
-
-def register(name: str, entry: MethodEntry) -> None:
-    METHODS[name] = entry
-
-
-def _load() -> None:
-    """Import the modules that register themselves (late: they import this one)."""
-    from study.methods import erm, mit, mixup  # noqa: F401  (they register themselves)
-
-
-def names() -> list[str]:
-    """Every registered name."""
-    _load()
-    return sorted(METHODS)
-
-
-def get(name: str) -> MethodEntry:
-    """The registered method `name`; ConfigError listing the valid names otherwise."""
-    _load()
-    if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
-    return METHODS[name]
+REGISTRY: Registry[MethodEntry] = Registry(
+    "method", ["study.methods.erm", "study.methods.mixup", "study.methods.mit"]
+)
+METHODS, register, names, get = REGISTRY.entries, REGISTRY.register, REGISTRY.names, REGISTRY.get
 
 
 def build(cfg: MethodConfig, ctx: MethodContext) -> Method:

@@ -7,19 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from study.config import MethodConfig
-from study.methods import MethodContext, MethodEntry, register
+from study.methods import MethodContext, MethodEntry, Stateless, register
 
 
-class ERM:
+class ERM(Stateless):
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
         logits = model(x)
         return F.cross_entropy(logits, y), logits
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def _build(cfg: MethodConfig, ctx: MethodContext) -> ERM:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from study.config import MethodConfig
-from study.methods import MethodContext, MethodEntry, register
+from study.methods import MethodContext, MethodEntry, Stateless, register
 from study.methods.mixing import MixRNG, fold_up, mean_folded, mix
 
 
@@ -53,7 +53,7 @@ class Mixup:
         self.rng.load_state_dict(state)
 
 
-class MixupDT:
+class MixupDT(Stateless):
     """Mixup-DT: the deterministic transformation with λ̄ = E[max(λ, 1−λ)]."""
 
     def __init__(self, alpha: float, ctx: MethodContext):
@@ -72,12 +72,6 @@ class MixupDT:
         inputs, targets = self.transform(x, y)
         logits = model(inputs)
         return F.cross_entropy(logits, targets), logits
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def _family(**switches: bool):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from study.config import ConfigError, ModelConfig
+from study.registry import Registry
 
 
 class Staged(nn.Module):
@@ -34,34 +35,21 @@ class ModelEntry:
     pretrained: bool  # whether ImageNet weights exist for it
 
 
-MODELS: dict[str, ModelEntry] = {}
+REGISTRY: Registry[ModelEntry] = Registry(
+    "model",
+    ["study.models.cifar_resnet", "study.models.small_cnn", "study.models.torchvision_resnet"],
+)
+MODELS, names, get = REGISTRY.entries, REGISTRY.names, REGISTRY.get
 
 
 def register(name: str, pretrained: bool = False):
+    """Decorator: register a builder (cfg, num_classes, in_channels) -> Staged."""
+
     def wrap(fn: Callable[[ModelConfig, int, int], Staged]):
-        MODELS[name] = ModelEntry(fn, pretrained)
+        REGISTRY.register(name, ModelEntry(fn, pretrained))
         return fn
 
     return wrap
-
-
-def _load() -> None:
-    """Import the modules that register themselves (late: they import this one)."""
-    from study.models import cifar_resnet, small_cnn, torchvision_resnet  # noqa: F401
-
-
-def names() -> list[str]:
-    """Every registered name."""
-    _load()
-    return sorted(MODELS)
-
-
-def get(name: str) -> ModelEntry:
-    """The registered model `name`; ConfigError listing the valid names otherwise."""
-    _load()
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}")
-    return MODELS[name]
 
 
 def check(cfg: ModelConfig) -> None:
