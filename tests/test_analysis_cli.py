@@ -42,13 +42,14 @@ def test_report_holds_tables_figures_and_coverage(report):
         "![The accuracy–calibration dilemma](dilemma.png)",
         "![Training curves](epoch_curves.png)",
         "![Figure 2: ablations](figure2_ablation.png)",
-        "Reliability diagrams skipped",
+        "![Reliability diagrams](reliability.png)",
     ]:
         assert heading in text
     assert "- trials: 88 (87 ok, 1 error)" in text
     assert "- seeds: 0, 1" in text and "- models: resnet18, resnet50, resnet110, resnet152" in text
     assert "| t000003 | svhn | resnet18 | Mixup (α=0.1) | 1 | 2 | error | boom |" in text
-    for name in ["figure1_alpha", "dilemma", "epoch_curves", "figure2_ablation"]:
+    assert "Skipped:" not in text
+    for name in ["figure1_alpha", "dilemma", "epoch_curves", "figure2_ablation", "reliability"]:
         assert (report / f"{name}.png").stat().st_size > 5000
     assert (report / "tables" / "test_cal_ece.tex").read_text().startswith("\\begin{tabular}")
 
