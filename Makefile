@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/study trial search_spaces/demo.yaml --results out/demo
+	$(VENV)/bin/study run search_spaces/demo.yaml --storage studies
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
