@@ -5,6 +5,7 @@ there through Ray's `worker_process_setup_hook`."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 
 import optuna
@@ -47,12 +48,14 @@ def local_ray():
     ray.init(
         num_cpus=2,
         include_dashboard=False,
+        log_to_driver=False,  # workers' lines would land in the captured stderr at random
         _temp_dir=temp,
         runtime_env={"worker_process_setup_hook": boom_hook()},
     )
     yield
     ray.shutdown()
     methods.METHODS.pop("boom", None)
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def run(tmp_path, spec: dict, *extra: str) -> int:

@@ -3,6 +3,7 @@ each, private temp dir): trials run on both nodes, told apart by the `node_id` c
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ def two_nodes():
     cluster.wait_for_nodes()
     yield cluster
     cluster.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_trials_run_on_both_nodes(tmp_path, two_nodes):

@@ -5,6 +5,7 @@ finishes exactly the planned trials, each with every epoch once (no duplicate, n
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,8 +23,16 @@ pytestmark = pytest.mark.slow
 TRIALS, EPOCHS = 6, 3
 
 
-def study(spec: Path, storage: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="ray", dir="/tmp")}
+@pytest.fixture
+def ray_tmp():
+    """A private Ray temp dir for the drivers (short: Ray's socket paths have a length limit)."""
+    path = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def study(spec: Path, storage: Path, ray_tmp: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
     cmd = [sys.executable, "-m", "study.cli", "run", str(spec), "--storage", str(storage)]
     return subprocess.Popen(
         [*cmd, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -35,7 +44,7 @@ def rows(results: Path) -> pd.DataFrame:
     return pd.read_parquet(results) if files else pd.DataFrame(columns=["trial_id", "epoch"])
 
 
-def test_resume_after_driver_sigkill(tmp_path):
+def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     spec = {
         **TINY,
         "name": "crash",
@@ -48,7 +57,7 @@ def test_resume_after_driver_sigkill(tmp_path):
     path = tmp_path / "crash.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     results = tmp_path / "studies" / "crash" / "results"
-    driver = study(path, tmp_path / "studies")
+    driver = study(path, tmp_path / "studies", ray_tmp)
     deadline = time.monotonic() + 240
     while rows(results).trial_id.nunique() < 3 and time.monotonic() < deadline:
         assert driver.poll() is None, driver.stdout.read()[-2000:]
@@ -58,7 +67,7 @@ def test_resume_after_driver_sigkill(tmp_path):
     before = rows(results)
     assert 3 <= before.trial_id.nunique() < TRIALS or len(before) < TRIALS * EPOCHS
 
-    resumed = study(path, tmp_path / "studies", "--resume")
+    resumed = study(path, tmp_path / "studies", ray_tmp, "--resume")
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out[-3000:]
     after = rows(results)
