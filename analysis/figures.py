@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -41,6 +41,9 @@ STAGE_STYLES = {  # reliability diagrams: raw bars filled, after-TS bars outline
 }
 RELIABILITY_TICKS = [0.0, 0.5, 1.0]
 DIAGONAL = {"color": "black", "linestyle": "--", "linewidth": 1}
+# Titles at a fixed height: matplotlib otherwise measures every panel's tick labels to place its
+# title (nothing is drawn above the panels), a sixth of the drawing time.
+FIXED_TITLES = {"axes.titley": 1.0}
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -51,12 +54,13 @@ def _grid(
     rows: int, cols: int, width: float = 4.5, height: float = 3.4, bottom: float = 0.6
 ) -> tuple[Figure, list]:
     """A rows × cols grid with fixed margins in inches, a strip on the right for the legend
-    (constrained layout would cost seconds on big grids)."""
+    (constrained layout would cost seconds on big grids), and titles at a fixed height."""
     size = (width * cols + 2.5, height * rows + bottom - 0.2)
     margins = {"left": 0.7 / size[0], "right": 1 - 2.5 / size[0], "top": 1 - 0.5 / size[1]}
     margins |= {"bottom": bottom / size[1], "hspace": 0.3 + bottom / height, "wspace": 0.3}
     fig = Figure(figsize=size)
-    return fig, fig.subplots(rows, cols, squeeze=False, gridspec_kw=margins)
+    with rc_context(FIXED_TITLES):
+        return fig, fig.subplots(rows, cols, squeeze=False, gridspec_kw=margins)
 
 
 def _legend(fig: Figure, axes: list, title: str | None = None) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import paper, render, stats, tables
-from analysis.load import LABEL_KEYS, TRIAL_KEYS, check_results, load_results
+from analysis.load import LABEL_KEYS, TRIAL_KEYS, read_results
 from analysis.reliability import BIN_COLUMNS
 from analysis.variants import Metric, get_metric
 from study.results import SCHEMA_VERSION, STATUS_OK
@@ -110,14 +110,15 @@ def build_report(
     `epochs` picks each trial's row for the tables ("last" or "best" by validation accuracy).
     Raises analysis.load.ResultsError when `results` holds no results of this schema.
     """
-    files = check_results(results)  # before any output: a refusal is one line
     say = _timed(progress or (lambda _: None))
     out = Path(out)
-    say(f"reading {len(files)} files under {results}")
-    all_rows = load_results(results, "all", columns=CURVE_COLUMNS)
-    # The bins (15 values per list, 6 lists) are kept only at each trial's chosen epoch.
-    chosen = load_results(results, epochs, columns=[*TABLE_COLUMNS, *BIN_COLUMNS])
-    say(f"{len(all_rows):,} rows of {chosen['trial_id'].nunique():,} trials; tables")
+    # One read of each file, before any output (a refusal is one line): every epoch's curve
+    # columns, and the bins (15 values per list, 6 lists) only at each trial's chosen epoch.
+    read = read_results(
+        results, epochs, columns=[*TABLE_COLUMNS, *BIN_COLUMNS], every=CURVE_COLUMNS
+    )
+    files, chosen, all_rows = read.files, read.selected, read.every
+    say(f"read {len(all_rows):,} rows of {len(chosen):,} trials in {len(files):,} files; tables")
     title = f"# Results report: study {_names(all_rows['study'])}"
     parts = [title, _coverage(results, files, all_rows)]
     parts += [_method_tables(chosen, out), _table1(chosen)]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from analysis_fixtures import grid, write
 
-from analysis import aggregate, load_results, synthetic
-from analysis.load import ResultsError
+from analysis import aggregate, load, load_results, synthetic
+from analysis.load import ResultsError, read_results
 from study.results import (
     COLUMN_NAMES,
     SCHEMA_VERSION,
@@ -146,3 +147,127 @@ def test_duplicate_epoch_rows_count_once(tmp_path):
     write_atomic(synthetic.to_arrow(rows), tmp_path / "b.parquet")
     assert len(load_results(tmp_path, "all")) == 2
     assert isinstance(load_results(tmp_path), pd.DataFrame)
+
+
+# A study writes one small file per trial; the loader takes what it can from the footers'
+# statistics and keeps the bins only at each file's own selected rows. Every way of writing the
+# same rows must give the same frames.
+
+BINS = ["test_bin_count", "test_bin_acc", "test_cal_bin_conf"]
+
+
+def _rows(seeds: int = 2, epochs: int = 4) -> pd.DataFrame:
+    """Rows of 12 trials (noisy, so "best" differs from "last"), one diverged, one errored."""
+    frame = synthetic.trials(grid(["svhn"], ["resnet18"]), seeds)
+    rows = synthetic.epoch_rows(frame, epochs, noise=0.05, seed=3)
+    rows = synthetic.fail_trials(rows, ["t000002"], STATUS_DIVERGED, "loss is nan", epoch=3)
+    return synthetic.fail_trials(rows, ["t000005"], STATUS_ERROR, "boom", epoch=1)
+
+
+def _write_per_trial(rows: pd.DataFrame, directory, **options) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for trial_id, part in rows.groupby("trial_id", sort=False):
+        pq.write_table(synthetic.to_arrow(part), directory / f"{trial_id}.parquet", **options)
+
+
+def _frames(directory, **kwargs) -> dict[str, pd.DataFrame]:
+    columns = ["test_acc", "test_cal_ece", "message", "epochs", "alpha", *BINS]
+    frames = {e: load_results(directory, e, columns=columns, **kwargs) for e in ("last", "best")}
+    frames["all"] = load_results(directory, "all", columns=["test_acc", "message"], **kwargs)
+    return frames
+
+
+def _assert_same(got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame]) -> None:
+    for epochs, expect in want.items():
+        frame = got[epochs]
+        assert list(frame.columns) == list(expect.columns), epochs
+        for column in frame.columns:
+            a, b = frame[column].reset_index(drop=True), expect[column].reset_index(drop=True)
+            if column in BINS:
+                assert all(
+                    (x is None and y is None) or np.array_equal(x, y, equal_nan=True)
+                    for x, y in zip(a, b, strict=True)
+                ), (epochs, column)
+            else:
+                pd.testing.assert_series_equal(a, b, check_categorical=False, obj=column)
+
+
+@pytest.fixture(scope="module")
+def one_file(tmp_path_factory):
+    """The rows in one file: the reference every other layout is compared with."""
+    directory = tmp_path_factory.mktemp("one")
+    write_atomic(synthetic.to_arrow(_rows()), directory / "all.parquet")
+    return {best_by: _frames(directory, best_by=best_by) for best_by in ("val_acc", "val_nll")}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"write_statistics": False}, {"row_group_size": 3}],
+    ids=["stats", "no-stats", "row-groups"],
+)
+def test_one_file_per_trial_reads_as_one_file(tmp_path, one_file, options):
+    _write_per_trial(_rows(), tmp_path, **options)
+    for best_by, frames in one_file.items():
+        _assert_same(_frames(tmp_path, best_by=best_by), frames)
+
+
+def test_threads_give_the_same_frames(tmp_path, one_file):
+    _write_per_trial(_rows(), tmp_path)
+    for threads in (1, 3):
+        got = read_results(tmp_path, "best", columns=[*BINS], every=["test_acc"], threads=threads)
+        assert got.selected["epoch"].tolist() == one_file["val_acc"]["best"]["epoch"].tolist()
+        assert len(got.every) == len(one_file["val_acc"]["all"]) and len(got.files) == 12
+
+
+def test_other_stored_types_are_cast(tmp_path, one_file):
+    """Strings stored as large strings or dictionaries, integers as int32: the contract's
+    types come back, and statistics are not trusted for them."""
+    table = synthetic.to_arrow(_rows())
+    for name in ("trial_id", "status"):
+        table = table.set_column(
+            table.schema.get_field_index(name), name, table[name].cast(pa.large_string())
+        )
+    for name in ("dataset", "message"):
+        table = table.set_column(
+            table.schema.get_field_index(name), name, table[name].dictionary_encode()
+        )
+    table = table.set_column(
+        table.schema.get_field_index("epoch"), "epoch", table["epoch"].cast(pa.int32())
+    )
+    pq.write_table(table, tmp_path / "typed.parquet")
+    _assert_same(_frames(tmp_path), one_file["val_acc"])
+
+
+def test_float_statistics_are_not_trusted(tmp_path):
+    """Statistics skip NaN: an α of NaN beside 1.0 in one file must stay NaN."""
+    rows = synthetic.epoch_rows(synthetic.trials(grid(["svhn"], ["resnet18"])[:2], 1), 2)
+    table = synthetic.to_arrow(rows)
+    alpha = pa.array([np.nan, np.nan, 1.0, 1.0], from_pandas=False)
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("alpha"), "alpha", alpha),
+        tmp_path / "r.parquet",
+    )
+    df = load_results(tmp_path)
+    assert np.isnan(df["alpha"].iloc[0]) and df["alpha"].iloc[1] == 1.0
+
+
+def test_a_trial_spread_over_files_gets_the_bins_of_its_chosen_row(tmp_path, monkeypatch):
+    """a.parquet has epochs 1–3 (best: 2); b.parquet reports epoch 2 again, worse. The chosen
+    epoch is then 3, whose bins a.parquet's own choice (epoch 2) did not keep."""
+    rows = synthetic.epoch_rows(synthetic.trials(grid(["svhn"], ["resnet18"])[:1], 1), 3)
+    rows["val_acc"] = [0.5, 0.9, 0.7]
+    again = rows.iloc[[1]].assign(
+        val_acc=0.6, test_bin_count=rows["test_bin_count"].iloc[[0]].values
+    )
+    write_atomic(synthetic.to_arrow(rows), tmp_path / "a.parquet")
+    write_atomic(synthetic.to_arrow(again), tmp_path / "b.parquet")
+    again_read = []
+    read_at = load._read_at
+    monkeypatch.setattr(load, "_read_at", lambda *a: again_read.append(a[3]) or read_at(*a))
+    best = load_results(tmp_path, "best", columns=BINS)
+    assert [list(rows) for rows in again_read] == [[2]]  # a.parquet's last row, read again
+    assert best["epoch"].tolist() == [3]
+    assert np.array_equal(best["test_bin_count"].iloc[0], rows["test_bin_count"].iloc[2])
+    every = load_results(tmp_path, "all", columns=BINS)
+    assert every["epoch"].tolist() == [1, 2, 3]  # epoch 2 from b.parquet: its last report
+    assert np.array_equal(every["test_bin_count"].iloc[1], rows["test_bin_count"].iloc[0])
