@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/study run search_spaces/demo.yaml --storage studies
+	$(VENV)/bin/study run search_spaces/demo.yaml --storage studies --name demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -121,7 +121,7 @@ def from_dict(d: dict[str, Any]) -> TrialConfig:
     unknown = sorted(set(d) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"unknown section {unknown[0]!r}; valid: {', '.join(SECTIONS)}")
-    parts = {name: _section(name, SECTIONS[name], d.get(name) or {}) for name in SECTIONS}
+    parts = {name: build_section(name, SECTIONS[name], d.get(name) or {}) for name in SECTIONS}
     cfg = TrialConfig(**parts)
     validate(cfg)
     from study import methods
@@ -129,7 +129,8 @@ def from_dict(d: dict[str, Any]) -> TrialConfig:
     return dataclasses.replace(cfg, method=methods.get(cfg.method.name).normalise(cfg.method))
 
 
-def _section(name: str, cls: type, values: dict[str, Any]) -> Any:
+def build_section(name: str, cls: type, values: dict[str, Any]) -> Any:
+    """Dataclass `cls` from a mapping, rejecting unknown keys and wrong types (also for specs)."""
     if not isinstance(values, dict):
         raise ConfigError(f"section {name!r} must be a mapping, got {type(values).__name__}")
     hints = typing.get_type_hints(cls)
@@ -138,11 +139,11 @@ def _section(name: str, cls: type, values: dict[str, Any]) -> Any:
     for key, value in values.items():
         if key not in valid:
             raise ConfigError(f"unknown key {name}.{key}; valid keys: {', '.join(valid)}")
-        kwargs[key] = _coerce(f"{name}.{key}", hints[key], value)
+        kwargs[key] = coerce(f"{name}.{key}", hints[key], value)
     return cls(**kwargs)
 
 
-def _coerce(where: str, hint: Any, value: Any) -> Any:
+def coerce(where: str, hint: Any, value: Any) -> Any:
     """Check `value` against a field's type hint; ints widen to floats, lists to tuples."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     if value is None:
@@ -159,7 +160,7 @@ def _coerce(where: str, hint: Any, value: Any) -> Any:
         if option is str and isinstance(value, str):
             return value
         if typing.get_origin(option) is tuple and isinstance(value, list | tuple):
-            return tuple(_coerce(where, int, v) for v in value)
+            return tuple(coerce(where, int, v) for v in value)
     names = " or ".join(_type_name(o) for o in options)
     raise ConfigError(f"{where} must be {names}, got {value!r}")
 

@@ -28,7 +28,7 @@ from typing import Any
 import optuna
 import yaml
 
-from study.config import SECTIONS, ConfigError, TrialConfig, _coerce, _section, merge_dotted
+from study.config import SECTIONS, ConfigError, TrialConfig, build_section, coerce, merge_dotted
 
 OBJECTIVE_METRICS = (  # numeric columns every trial reports; test metrics are never objectives
     *("val_acc", "val_cal_ece", "val_ece", "val_nll", "train_acc", "train_loss"),
@@ -230,7 +230,7 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
         grid=tuple(_axis(k, v) for k, v in _mapping("grid", raw.get("grid")).items()),
         description=str(raw.get("description") or ""),
         raw=raw,
-        **{k: _section(k, cls, _mapping(k, raw.get(k))) for k, cls in parts.items()},
+        **{k: build_section(k, cls, _mapping(k, raw.get(k))) for k, cls in parts.items()},
     )
     _check(spec)
     return spec
@@ -284,12 +284,12 @@ def _search(raw: dict[str, Any]) -> Search:
     if not isinstance(points, list):
         raise ConfigError("search.points must be a list of mappings of space parameters")
     return dataclasses.replace(
-        _section("search", Search, raw),
+        build_section("search", Search, raw),
         objectives=tuple(
-            _section("search.objectives", Objective, _mapping("search.objectives", o))
+            build_section("search.objectives", Objective, _mapping("search.objectives", o))
             for o in (objectives if isinstance(objectives, list) else [objectives])
         ),
-        asha=None if asha is None else _section("search.asha", Asha, _mapping("asha", asha)),
+        asha=None if asha is None else build_section("search.asha", Asha, _mapping("asha", asha)),
         points=tuple(_mapping("search.points entry", p) for p in points),
     )
 
@@ -317,7 +317,7 @@ def _param(name: str, raw: Any) -> Param:
         raise ConfigError(f"unknown key {next(iter(raw))!r} in space {name}: choices take `when`")
     if kind == "choices":
         return Param(name, kind, choices=tuple(value), when=when)
-    keys = _section(f"space {name}", _RangeKeys, raw)
+    keys = build_section(f"space {name}", _RangeKeys, raw)
     return Param(name, kind, value[0], value[1], keys.log, keys.step, when=when)
 
 
@@ -435,12 +435,12 @@ def _check_param(p: Param, earlier: tuple[Param, ...]) -> None:
                 raise ConfigError(
                     f"{where}: choices must be scalars (lists go in a grid), got {c!r}"
                 )
-            _coerce(where, hint, c)
+            coerce(where, hint, c)
     else:
         kind = {"int": int, "float": float}[p.kind]
         if kind not in options and float not in options:
             raise ConfigError(f"{where}: a {p.kind} range does not fit the setting's type {hint}")
-        low, high = (_coerce(f"{where} bound", kind, v) for v in (p.low, p.high))
+        low, high = (coerce(f"{where} bound", kind, v) for v in (p.low, p.high))
         if not _bounds_ok(low, high, p.log, p.step):
             raise ConfigError(
                 f"{where}: impossible bounds [{p.low}, {p.high}] (need low < high; log needs "

@@ -25,7 +25,7 @@ from study.config import ConfigError, RuntimeConfig, TrialConfig
 from study.engine import Diverged, infer, train_epoch
 from study.loader import Batches, Normalize
 from study.metrics import epoch_metrics, halves
-from study.results import STATUS_DIVERGED, STATUS_OK
+from study.results import STATUS_DIVERGED, STATUS_OK, trial_columns
 
 OnEpoch = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], None]
 
@@ -118,21 +118,12 @@ class _Trial:
         return int(state["epoch"])
 
     def identity(self, epoch: int) -> dict[str, Any]:
-        c = self.cfg
         return {
-            "dataset": c.dataset.name,
-            "model": c.model.name,
-            "method": c.method.name,
-            "pretrained": c.model.pretrained,
-            "alpha": c.method.alpha,
-            "margin": c.method.margin,
-            "seed": c.train.seed,
+            **trial_columns(self.cfg),
             "epoch": epoch,
-            "epochs": c.train.epochs,
             "lr": self.optimizer.param_groups[0]["lr"],
             "device": str(self.device),
             "hostname": socket.gethostname(),
-            "config_json": c.to_json(),
         }
 
     def epoch(self, epoch: int, progress: bool) -> dict[str, Any]:
