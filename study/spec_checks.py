@@ -1,0 +1,215 @@
+"""Spec validation on load (unknown names, wrong types, empty choices, impossible bounds,
+objectives no trial reports) and the resolved space that `study validate` prints.
+
+Split from study.spec, which imports these lazily (they need its types)."""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from study.config import SECTIONS, ConfigError, coerce
+from study.spec import OBJECTIVE_METRICS, SAMPLERS, Axis, Param, StudySpec, value_label
+
+
+def field_hint(dotted: str) -> Any:
+    """The type hint of a TrialConfig setting `SECTION.KEY`; ConfigError if there is none."""
+    section, _, key = dotted.partition(".")
+    if section not in SECTIONS:
+        raise ConfigError(f"unknown section in {dotted!r}; valid: {', '.join(SECTIONS)}")
+    hints = typing.get_type_hints(type(SECTIONS[section]()))
+    if key not in hints:
+        raise ConfigError(f"unknown setting {dotted!r}; valid keys: {', '.join(hints)}")
+    return hints[key]
+
+
+def check(spec: StudySpec) -> None:
+    """Refuse what no run could honour; then validate every grid point or space corner."""
+    s, r, t = spec.search, spec.resources, spec.tune
+    _one_of("search.sampler", spec.sampler, SAMPLERS)
+    metrics = [o.metric for o in s.objectives]
+    for o in s.objectives:
+        _one_of("search.objectives metric", o.metric, OBJECTIVE_METRICS)
+        _one_of("search.objectives mode", o.mode, ("max", "min"))
+    positive = {
+        "search.trials": s.trials,
+        "resources.cpu": r.cpu,
+        "tune.checkpoint_every": t.checkpoint_every,
+        "tune.keep_checkpoints": t.keep_checkpoints,
+        "tune.max_concurrent_trials": t.max_concurrent_trials,
+        "search.asha.grace_period": s.asha and s.asha.grace_period,
+    }
+    rules = [  # (holds, the one line that says why not)
+        *((v is None or v > 0, f"{k} must be positive, got {v}") for k, v in positive.items()),
+        (
+            (spec.sampler == "grid") == bool(spec.grid) and not (spec.grid and spec.space),
+            "a `grid:` goes with sampler grid and no `space:`; a `space:` with tpe, random, nsga2",
+        ),
+        (
+            not (spec.grid and s.trials is not None),
+            f"search.trials: a grid runs each of its {spec.num_trials} points once; drop "
+            "trials (add a train.seed axis to repeat)",
+        ),
+        (len(set(metrics)) == len(metrics), f"search.objectives repeats a metric: {metrics}"),
+        (
+            not (s.asha and len(metrics) > 1),
+            f"search.asha stops trials on one metric; with several objectives ({metrics}) it "
+            "would cut the Pareto front: drop asha",
+        ),
+        (
+            s.storage is None or re.match(r"^[a-z][a-z0-9+]*://", s.storage),
+            f"search.storage must be a URL such as sqlite:///path.db; got {s.storage!r}",
+        ),
+        (
+            r.gpu >= 0 and (r.gpu <= 1 or r.gpu == int(r.gpu)),
+            f"resources.gpu must be a fraction of one GPU or whole GPUs, got {r.gpu}",
+        ),
+        (t.max_failures >= 0, f"tune.max_failures must be ≥ 0, got {t.max_failures}"),
+        (
+            not s.asha or s.asha.reduction_factor > 1,
+            f"search.asha.reduction_factor must be > 1, got {s.asha and s.asha.reduction_factor}",
+        ),
+    ]
+    for holds, why in rules:
+        if not holds:
+            raise ConfigError(why)
+    for i, p in enumerate(spec.space):
+        _check_param(p, spec.space[:i])
+    _check_points(spec)
+    _check_axes(spec.grid)
+    _check_trials(spec)
+
+
+def _one_of(where: str, value: Any, valid: Any) -> None:
+    if value not in valid:
+        raise ConfigError(f"{where} must be one of: {', '.join(valid)}; got {value!r}")
+
+
+def _check_param(p: Param, earlier: tuple[Param, ...]) -> None:
+    where, hint = f"space {p.name}", _settable(p.name)
+    options = typing.get_args(hint) or (hint,)
+    if p.kind == "choices":
+        if not p.choices or len(set(map(value_label, p.choices))) != len(p.choices):
+            raise ConfigError(f"{where}: choices must be a non-empty list without repeats")
+        for c in p.choices:
+            if not isinstance(c, str | int | float | bool):
+                raise ConfigError(
+                    f"{where}: choices must be scalars (lists go in a grid), got {c!r}"
+                )
+            coerce(where, hint, c)
+    else:
+        kind = {"int": int, "float": float}[p.kind]
+        if kind not in options and float not in options:
+            raise ConfigError(f"{where}: a {p.kind} range does not fit the setting's type {hint}")
+        low, high = (coerce(f"{where} bound", kind, v) for v in (p.low, p.high))
+        if not _bounds_ok(low, high, p.log, p.step):
+            raise ConfigError(
+                f"{where}: impossible bounds [{p.low}, {p.high}] (need low < high; log needs "
+                "low > 0 and no step; high - low a multiple of a positive step)"
+            )
+    choices = {q.name: q.choices for q in earlier if q.kind == "choices"}
+    for name, values in p.when:
+        if name not in choices or not set(values) <= set(choices[name]):
+            raise ConfigError(
+                f"{where}: when {name} in {list(values)} can never hold; `when` names "
+                f"another choices parameter ({', '.join(choices) or 'none'}) and some of its "
+                "choices, without cycles"
+            )
+
+
+def _check_points(spec: StudySpec) -> None:
+    """Each of `search.points` names space parameters with values the space can give."""
+    params = {p.name: p for p in spec.space}
+    if len(spec.search.points) > spec.num_trials or (spec.grid and spec.search.points):
+        raise ConfigError("search.points: at most search.trials of them, and none with a grid")
+    for point in spec.search.points:
+        for name, value in point.items():
+            p = params.get(name)
+            fits = p is not None and (
+                value in p.choices
+                if p.kind == "choices"
+                else isinstance(value, int | float) and p.low <= value <= p.high
+            )
+            if not fits:
+                raise ConfigError(f"search.points: {name}={value!r} is not in the space")
+
+
+def _bounds_ok(low: float, high: float, log: bool, step: float | None) -> bool:
+    if not low < high or (log and (low <= 0 or step is not None)):
+        return False
+    if step is None:
+        return True
+    n = (high - low) / step
+    return step > 0 and abs(n - round(n)) < 1e-9
+
+
+def _check_axes(grid: tuple[Axis, ...]) -> None:
+    seen: dict[str, str] = {}
+    for axis in grid:
+        if len(set(axis.labels)) != len(axis.labels):
+            raise ConfigError(f"grid {axis.name} repeats a value")
+        for key in {k for s in axis.settings for k in s}:
+            _settable(key)
+            if key in seen:
+                raise ConfigError(f"grid axes {seen[key]} and {axis.name} both set {key}")
+            seen[key] = axis.name
+
+
+def _settable(dotted: str) -> Any:
+    if dotted.startswith("dataset."):
+        raise ConfigError(f"{dotted} can't vary: the loaded data is shared by every trial")
+    return field_hint(dotted)
+
+
+def _check_trials(spec: StudySpec) -> None:
+    """Every grid point or space corner must be a valid TrialConfig that can run."""
+    for params in spec.corner_params():
+        try:
+            device = spec.trial_config(params).runtime.device
+        except ConfigError as e:
+            at = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed settings"
+            raise ConfigError(f"{e} (in the trial {at})") from None
+        if device.startswith("cuda") and not spec.resources.gpu:
+            raise ConfigError(
+                f"runtime.device={device} needs resources.gpu > 0 (Ray hides GPUs from trials "
+                "that ask for none)"
+            )
+
+
+def describe_lines(spec: StudySpec) -> Iterator[str]:
+    s, r, t = spec.search, spec.resources, spec.tune
+    goals = ", ".join(f"{o.metric} ({o.mode})" for o in s.objectives)
+    asha = f", ASHA (grace {s.asha.grace_period})" if s.asha else ""
+    yield f"study {spec.name}: Optuna {spec.sampler}, {spec.num_trials} trials{asha}; {goals}"
+    yield from [f"  {spec.description.strip()}"] if spec.description else []
+    yield "fixed settings:"
+    for section, values in spec.fixed.items():
+        yield f"  {section}: " + ", ".join(f"{k}={value_label(v)}" for k, v in values.items())
+    yield from ["space:"] if spec.space else []
+    for p in spec.space:
+        dist = (
+            {
+                "choices": f"one of {', '.join(map(value_label, p.choices))}",
+                "float": f"float in [{p.low}, {p.high}]",
+                "int": f"int in [{p.low}, {p.high}]",
+            }[p.kind]
+            + (" log" if p.log else "")
+            + (f" step {p.step}" if p.step else "")
+        )
+        cond = "".join(f"  when {n} in {', '.join(map(value_label, v))}" for n, v in p.when)
+        yield f"  {p.name:<20} {dist}{cond}"
+    for point in s.points:
+        yield "  first: " + ", ".join(f"{k}={value_label(v)}" for k, v in point.items())
+    yield from [f"grid ({spec.num_trials} points, the cross product of):"] if spec.grid else []
+    for a in spec.grid:
+        one_line = " | ".join(a.labels)
+        many = "".join(f"\n    {label}" for label in a.labels)
+        yield f"  {a.name:<20} " + (one_line if len(one_line) < 60 else f"{len(a.labels)}:{many}")
+    at_once = t.max_concurrent_trials or "as many as fit"
+    yield (
+        f"per trial: {r.cpu:g} CPU, {r.gpu:g} GPU; at once: {at_once}; retries: "
+        f"{t.max_failures}; checkpoint every {t.checkpoint_every} epochs, keep {t.keep_checkpoints}"
+    )
+    yield from [f"Optuna storage: {s.storage}"] if s.storage else []
