@@ -204,6 +204,8 @@ def summarize(directory: Path) -> str:
     CVPR 2023). Each trial counts with its last ok epoch."""
     import pandas as pd
 
+    from analysis.stats import pareto_front
+
     if not any(Path(directory).glob("*.parquet")):
         return f"no results in {directory}"
     df = pd.read_parquet(directory).sort_values(["trial_id", "epoch"])
@@ -217,11 +219,12 @@ def summarize(directory: Path) -> str:
         "best validation accuracy per method": ok.groupby("method")["val_acc"].idxmax(),
         "best validation calibrated ECE per method": ok.groupby("method")["val_cal_ece"].idxmin(),
     }
-    ranked = ok.sort_values(["val_acc", "val_cal_ece"], ascending=[False, True])
-    lower = ranked["val_cal_ece"] < ranked["val_cal_ece"].cummin().shift(fill_value=float("inf"))
+    front = ok[pareto_front(ok["val_acc"], ok["val_cal_ece"])]
     tables = {
         **{k: ok.loc[v, show] for k, v in best.items()},
-        "Pareto front (val_acc up, val_cal_ece down)": ranked.loc[lower, show],
+        "Pareto front (val_acc up, val_cal_ece down)": front.sort_values(
+            "val_acc", ascending=False
+        )[show],
     }
     for title, table in tables.items():
         lines += ["", f"{title}:", table.to_string(index=False, float_format="{:.4f}".format)]
