@@ -90,7 +90,7 @@ FIGURES = [
         shows="Accuracy per confidence bin at each trial's selected epoch, pooled over "
         "backbones and seeds; filled red bars: raw logits, blue outlines: after temperature "
         "scaling (T fitted on validation); the dashed diagonal is perfect calibration; each "
-        "legend gives the ECE of the pooled bins",
+        "panel's top left corner gives the ECEs of its pooled bins",
         draw="reliability_diagrams",
         epochs="selected",
         missing="these results have no per-bin statistics (the test_bin_* columns are null: "
