@@ -12,12 +12,13 @@ chunk, not the rows. Hence:
 - A column the footer's statistics show to hold one value in the whole file (a trial's
   dataset, model, method, seed, …; "ok" and "" in the status and message of a trial that
   finished) is not read at all: its value is taken from the statistics. Floating-point columns
-  are always read unless all null, since statistics ignore NaN.
-- Every file's rows are kept for the small columns only. The list columns (reliability bins)
-  are decoded with the rest of the file, and each group of files keeps them only at the rows
-  its own epoch selection picks, so they never exist for all rows at once. A trial whose rows
-  are spread over several groups (the same trial in several files) gets its bins from a second
-  read of just the files it needs.
+  are read (statistics skip NaN), but for α and the margin where all null.
+- Every row is kept for the small columns only. The list columns (reliability bins) are
+  decoded with the rest of a file (Parquet cannot skip to a row) and kept only at the rows the
+  file's own epoch selection picks (a trial's last or best epoch), so they never exist for all
+  rows at once. Those are the rows the selection over all files picks, unless a trial's rows
+  are spread over several files (the same epoch reported in two files): its bins then come from
+  a second read of just the files it needs.
 - Strings come back dictionary-encoded (pandas categoricals), built once per column.
 
 `read_results` gives both the selected rows and every epoch's small columns from one read;
@@ -57,7 +58,7 @@ METRIC_COLUMNS = [
     name for name in COLUMN_NAMES if name.startswith(("val_", "test_")) and name not in LIST_COLUMNS
 ]
 VERSION = "schema_version"
-GROUP_FILES = 256  # most files per read task (bins of 256 files of 200 rows: ~40 MB)
+GROUP_FILES = 256  # most files per read task (their bins, until it copies the chosen rows)
 
 
 class ResultsError(ValueError):
