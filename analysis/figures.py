@@ -41,6 +41,8 @@ STAGE_STYLES = {  # reliability diagrams: raw bars filled, after-TS bars outline
     "after TS": {"fill": False, "edgecolor": "tab:blue", "linewidth": 1.2},
 }
 RELIABILITY_TICKS = [0.0, 0.5, 1.0]
+PANEL_GAP = 0.25  # between reliability panels, in panel widths
+PANEL_FRAME = {"color": "black", "linewidth": 0.8}
 DIAGONAL = {"color": "black", "linestyle": "--", "linewidth": 1}
 # Titles at a fixed height: matplotlib otherwise measures every panel's tick labels to place its
 # title (nothing is drawn above the panels), a sixth of the drawing time.
@@ -93,7 +95,7 @@ def _panels(rows: list, cols: list) -> list[tuple[int, object, int, object]]:
 
 def _save(fig: Figure, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})  # fast zlib: bigger, quicker
 
 
 def _colours(labels: list) -> dict[str, tuple]:
@@ -236,26 +238,36 @@ def reliability_diagrams(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """Reliability diagrams: accuracy per confidence bin, raw and after temperature scaling.
 
     One row of panels per dataset, one panel per variant; each pools the rows of `df` it covers
-    (one per trial: every backbone and seed), and its legend gives the ECE of the pooled bins.
-    Returns `analysis.reliability.pool_bins(df)`: empty, and no file written, when no ok row has
-    bin statistics (results written before the schema had them).
+    (one per trial: every backbone and seed), and its top left corner gives the ECE of the
+    pooled bins. A row of panels is one matplotlib Axes (the panels side by side in it): forty
+    Axes would cost a second more to draw. Returns `analysis.reliability.pool_bins(df)`: empty,
+    and no file written, when no ok row has bin statistics (results written before the schema
+    had them).
     """
     data = pool_bins(df)
     if data.empty:
         return data
     datasets, variants = list(data["dataset"].unique()), list(data["variant"].unique())
-    fig, axes = _grid(len(datasets), len(variants), width=3.2, height=3.2)
-    for i, dataset, j, variant in _panels(datasets, variants):
-        here = data[(data["dataset"] == dataset) & (data["variant"] == variant)]
-        ax = axes[i][j]
-        if here.empty:  # no trial of this variant on this dataset
-            ax.set_axis_off()
-            continue
-        _reliability_panel(ax, here)
-        ax.set_title(f"{dataset}: {variant} ({here['trials'].iloc[0]} trials)", fontsize="small")
-        bottom, left = i == len(datasets) - 1, j == 0  # ticks on the outer panels only
-        ax.set(xticks=RELIABILITY_TICKS if bottom else [], yticks=RELIABILITY_TICKS if left else [])
-        ax.set(xlabel="confidence" if bottom else "", ylabel="accuracy" if left else "")
+    fig, axes = _grid(len(datasets), 1, width=3.2 * len(variants), height=3.2)
+    step = 1 + PANEL_GAP  # from one panel's left edge to the next, in confidence units
+    panels = dict(list(data.groupby(["dataset", "variant"], observed=True, sort=False)))
+    for i, dataset in enumerate(datasets):
+        ax = axes[i][0]
+        for j, variant in enumerate(variants):
+            here = panels.get((dataset, variant))
+            if here is not None:  # else no trial of this variant on this dataset: a blank
+                title = f"{dataset}: {variant} ({here['trials'].iloc[0]} trials)"
+                _reliability_panel(ax, here, j * step, title)
+        bottom = i == len(datasets) - 1  # confidence ticks under the last row only
+        ticks = [j * step + t for j in range(len(variants)) for t in RELIABILITY_TICKS]
+        ax.set_xticks(
+            ticks if bottom else [],
+            [f"{t:g}" for t in RELIABILITY_TICKS] * len(variants) if bottom else [],
+        )
+        ax.set(xlim=(-0.01, len(variants) * step - PANEL_GAP + 0.01), ylim=(0, 1))
+        ax.set(yticks=RELIABILITY_TICKS, ylabel="accuracy", xlabel="confidence" if bottom else "")
+        for spine in ax.spines.values():
+            spine.set_visible(False)  # each panel draws its own frame
     handles = [Patch(label=f"{stage} accuracy", **style) for stage, style in STAGE_STYLES.items()]
     handles.append(Line2D([], [], label="confidence = accuracy", **DIAGONAL))
     title = "trials pooled over\nbackbones and seeds"
@@ -264,15 +276,16 @@ def reliability_diagrams(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     return data
 
 
-def _reliability_panel(ax: Axes, data: pd.DataFrame) -> None:
-    """Accuracy per bin of each stage as bars (one step patch each: fast), the diagonal, and
-    the pooled ECEs in the top left corner (a text: a legend per panel costs much more)."""
-    ax.plot([0, 1], [0, 1], **DIAGONAL)
+def _reliability_panel(ax: Axes, data: pd.DataFrame, left: float, title: str) -> None:
+    """One panel at x = `left`: accuracy per bin of each stage as bars (one step patch each),
+    the diagonal, a frame, the title above and the pooled ECEs in the top left corner."""
+    ax.plot([left, left + 1], [0, 1], **DIAGONAL)
+    ax.plot([left, left + 1, left + 1, left, left], [0, 0, 1, 1, 0], **PANEL_FRAME)
     eces = []
     for stage, style in STAGE_STYLES.items():
         rows = data[data["stage"] == stage]
-        edges = [*rows["lo"], rows["hi"].iloc[-1]]
+        edges = [*(left + rows["lo"]), left + rows["hi"].iloc[-1]]
         eces.append(f"{stage}: ECE {PERCENT * rows['ece'].iloc[0]:.2f}%")
         ax.stairs(rows["acc"].fillna(0.0), edges, baseline=0.0, **style)
-    ax.set(xlim=(0, 1), ylim=(0, 1))
-    ax.text(0.03, 0.97, "\n".join(eces), transform=ax.transAxes, va="top", fontsize="x-small")
+    ax.text(left + 0.03, 0.97, "\n".join(eces), va="top", fontsize="x-small")
+    ax.text(left + 0.5, 1.02, title, ha="center", va="bottom", fontsize="small")
