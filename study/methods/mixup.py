@@ -60,12 +60,14 @@ class MixupDT(Stateless):
         self.lam = mean_folded(alpha)
         self.ctx = ctx
         self.x_mean: torch.Tensor | None = None
+        self.y_mean: torch.Tensor | None = None
 
     def transform(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.x_mean is None:
+        if self.x_mean is None:  # once per trial, not per batch
             self.x_mean = self.ctx.mean_input().to(x.device)
+            self.y_mean = self.ctx.mean_target.to(y.device)
         onehot = F.one_hot(y, self.ctx.num_classes).to(torch.float32)
-        targets = torch.lerp(self.ctx.mean_target.to(y.device), onehot, self.lam)
+        targets = torch.lerp(self.y_mean, onehot, self.lam)
         return torch.lerp(self.x_mean.to(x.dtype), x, self.lam), targets
 
     def step(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
