@@ -13,10 +13,10 @@ from study.config import CalibrationConfig
 from study.metrics import cross_fitted_ece, epoch_metrics, halves
 
 
-def logits_for(confidences: list[float], k: int = 2) -> torch.Tensor:
+def logits_for(confidences: list[float]) -> torch.Tensor:
     """Two-class logits whose softmax max is exactly each confidence (class 0 predicted)."""
     c = torch.tensor(confidences, dtype=torch.float64)
-    return torch.stack([torch.log(c), torch.log1p(-c)], 1) if k == 2 else None
+    return torch.stack([torch.log(c), torch.log1p(-c)], 1)
 
 
 def test_ece_hand_built():
