@@ -29,6 +29,8 @@ class DataConfig:
     test_size: int | None = None  # optional subset of the test split (seeded); None: all of it
     split_seed: int = 0  # numpy RandomState seed of the train/val permutation (PROTOCOL.md)
     augment: bool = True  # the dataset's augmentation (crop+flip for CIFAR); SVHN has none anyway
+    label: str | None = None  # what the data is, for results and reports (e.g. an imagefolder
+    # copy of CIFAR-10 labelled "cifar10", so the paper's numbers sit beside it); None: `name`
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class CalibrationConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:N"
-    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU); metrics always use fp32 logits
+    bf16: bool = False  # bf16 autocast on CUDA, training and inference (opt-in: the reference
+    # code runs fp32; under bf16 the logits themselves are bf16-computed, then cast to fp32)
     channels_last: bool = True  # channels_last memory format (faster on CUDA and on CPU)
     threads: int | None = None  # torch CPU threads; None: leave torch's default
 

@@ -48,7 +48,7 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
-    bf16: bool = True,
+    bf16: bool = False,
     progress=None,
 ) -> EpochStats:
     """One pass of `method.step` and SGD over `batches`; raises Diverged on a non-finite loss."""
@@ -109,7 +109,7 @@ def infer(
     normalize: Normalize,
     batch_size: int,
     device: torch.device,
-    bf16: bool = True,
+    bf16: bool = False,
 ) -> torch.Tensor:
     """Logits (fp32) of every image of a uint8 split, in order, un-augmented."""
     model.eval()

@@ -17,7 +17,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+# 1: v0.1. 2: + constraint; + test_ace/test_cw_ece/test_smece and their after-TS twins (issue
+# "beyond the paper"); `dataset` holds `dataset.label` when one is set. Files of version 1 still
+# read (the new columns come back null).
+SCHEMA_VERSION = 2
 
 STATUS_OK, STATUS_DIVERGED, STATUS_ERROR = "ok", "diverged", "error"
 
@@ -31,6 +34,7 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("pretrained", pa.bool_(), "ImageNet-pretrained backbone"),
     ("alpha", pa.float64(), "Beta(α, α) parameter; null where the method has none"),
     ("margin", pa.float64(), "MIT's Δλ margin; null where the method has none or constraint off"),
+    ("constraint", pa.bool_(), "MIT's margin constraint on (Algorithm line 6); null for others"),
     ("seed", pa.int64(), "training seed (the split seed is in config_json)"),
     ("epoch", pa.int64(), "1-based epoch"),
     ("epochs", pa.int64(), "planned epochs"),
@@ -122,12 +126,13 @@ def trial_columns(cfg: Any) -> dict[str, Any]:
 
     m = methods.get(cfg.method.name).normalise(cfg.method)
     return {
-        "dataset": cfg.dataset.name,
+        "dataset": cfg.dataset.label or cfg.dataset.name,
         "model": cfg.model.name,
         "method": m.name,
         "pretrained": cfg.model.pretrained,
         "alpha": m.alpha,
         "margin": m.margin,
+        "constraint": m.constraint if methods.get(m.name).takes_margin else None,
         "seed": cfg.train.seed,
         "epochs": cfg.train.epochs,
         "config_json": cfg.to_json(),

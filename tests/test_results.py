@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from study.config import TrialConfig
-from study.results import COLUMN_NAMES, ResultsWriter, summarize, trial_columns
+from study.results import COLUMN_NAMES, SCHEMA_VERSION, ResultsWriter, summarize, trial_columns
 from study.spec import parse_spec
 
 SPEC = parse_spec(
@@ -51,7 +51,7 @@ def test_reported_epochs_are_written_and_a_rereport_replaces_its_row(writer):
     df = pd.read_parquet(writer.directory)
     assert list(df.columns) == COLUMN_NAMES
     assert list(df.epoch) == [1, 2, 3] and list(df.trial_id) == ["a"] * 3
-    assert (df.study == "unit").all() and (df.schema_version == 1).all()
+    assert (df.study == "unit").all() and (df.schema_version == SCHEMA_VERSION).all()
 
 
 def test_restored_writer_reads_the_files_again(writer):
