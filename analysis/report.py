@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import paper, render, stats, tables
+from analysis import findings, paper, render, stats, tables, trials
 from analysis.load import LABEL_KEYS, TRIAL_KEYS, read_results
 from analysis.reliability import BIN_COLUMNS
-from analysis.variants import Metric, get_metric
+from analysis.variants import METRICS, Metric, get_metric
 from study.results import SCHEMA_VERSION, STATUS_OK
 
 TABLE_METRICS = {  # metric → where the paper has it
@@ -32,7 +32,7 @@ TABLE_METRICS = {  # metric → where the paper has it
 STAT_METRICS = ["test_acc", "test_cal_ece"]
 LEGEND = f"{stats.MARK_LEGEND}."
 ROW_KEYS = [*TRIAL_KEYS, *LABEL_KEYS, "seed", "epoch", "status"]
-TABLE_COLUMNS = [*ROW_KEYS, *TABLE_METRICS, "test_opt_ece", "test_conf"]
+TABLE_COLUMNS = [*ROW_KEYS, *TABLE_METRICS, "test_opt_ece", "test_conf", *findings.COLUMNS]
 CURVE_COLUMNS = [*ROW_KEYS, "epochs", "message", "test_acc", "test_cal_ece"]
 TABLES_NOTE = (
     "Mean over seeds (± std with two or more seeds), rank in brackets, best **bold**, second "
@@ -50,49 +50,56 @@ class FigureSpec:
     title: str
     shows: str
     draw: str  # name of the analysis.figures function
-    epochs: str  # "selected" (one row per trial) or "all"
-    missing: str = "no data for it"  # why it is skipped when there is nothing to draw
+    rows: str  # "trials": every trial once; "view": searched methods by their best trial;
+    # "curves": every epoch of the view's trials
+    missing: str  # why it is skipped when there is nothing to draw
 
 
 FIGURES = [
     FigureSpec(
         file="figure1_alpha.png",
         title="Figure 1: mixup's α",
-        shows="Accuracy, ECE and calibrated ECE against α per backbone; dashed lines are ERM",
+        shows="Accuracy, ECE and calibrated ECE (%) against mixup's α, mean ± std over seeds "
+        "per backbone; dashed lines are ERM",
         draw="alpha_sweep",
-        epochs="selected",
+        rows="trials",
+        missing="mixup ran at fewer than two α values",
     ),
     FigureSpec(
         file="dilemma.png",
         title="The accuracy–calibration dilemma",
-        shows="One point per trial; the black line is the Pareto front (accuracy up, "
-        "calibrated ECE down)",
+        shows="One point per trial, one colour per method; ringed points and the black line are "
+        "the Pareto front (no other trial is both more accurate and better calibrated)",
         draw="dilemma",
-        epochs="selected",
+        rows="trials",
+        missing="no trial has an ok epoch",
     ),
     FigureSpec(
         file="epoch_curves.png",
         title="Training curves",
-        shows="Test accuracy and calibrated ECE per epoch, mean over backbones and seeds",
+        shows="Test accuracy and calibrated ECE (%) per epoch, mean over backbones and seeds",
         draw="epoch_curves",
-        epochs="all",
+        rows="curves",
+        missing="no trial has an ok epoch",
     ),
     FigureSpec(
         file="figure2_ablation.png",
         title="Figure 2: ablations",
         shows="Calibrated ECE and mean confidence; blue: mixed labels, green: one-hot labels",
         draw="ablation",
-        epochs="selected",
+        rows="view",
+        missing="none of the ablations (Mixup-DT, -TO, -SC, -IO) ran",
     ),
     FigureSpec(
         file="reliability.png",
         title="Reliability diagrams",
         shows="Accuracy per confidence bin at each trial's selected epoch, pooled over "
         "backbones and seeds; filled red bars: raw logits, blue outlines: after temperature "
-        "scaling (T fitted on validation); the dashed diagonal is perfect calibration; each "
-        "panel's top left corner gives the ECEs of its pooled bins",
+        "scaling (T fitted on validation); the dashed diagonal is perfect calibration; grey "
+        "bars under each panel: test samples per bin (raw); each panel's top left corner "
+        "gives the ECEs of its pooled bins",
         draw="reliability_diagrams",
-        epochs="selected",
+        rows="view",
         missing="these results have no per-bin statistics (the test_bin_* columns are null: "
         "written before the schema had them, or no trial has an ok epoch)",
     ),
@@ -118,17 +125,25 @@ def build_report(
         results, epochs, columns=[*TABLE_COLUMNS, *BIN_COLUMNS], every=CURVE_COLUMNS
     )
     files, chosen, all_rows = read.files, read.selected, read.every
-    say(f"read {len(all_rows):,} rows of {len(chosen):,} trials in {len(files):,} files; tables")
+    say(f"read {len(all_rows):,} rows of {len(chosen):,} trials in {len(files):,} files")
+    # Each configuration and seed once; a searched method by its best trial (analysis.trials).
+    search = trials.read_search(results)
+    unique = trials.drop_repeats(chosen)
+    view = trials.collapse_searched(unique, search)
+    say("findings")
     title = f"# Results report: study {_names(all_rows['study'])}"
-    parts = [title, _coverage(results, files, all_rows)]
-    parts += [_method_tables(chosen, out), _table1(chosen)]
+    parts = [title, findings.assess(chosen, search).to_markdown()]
+    parts += [_coverage(results, files, all_rows, view), _searched(view, unique, search)]
+    say("tables")
+    parts += [_method_tables(view, out), _table1(view)]
     say("bootstrap intervals and the paper's numbers")
-    parts += [_statistics(chosen), _paper(chosen)]
+    parts += [_statistics(view), _paper(view)]
     say("figures")
-    parts.append(_figures({"selected": chosen, "all": all_rows}, out, say))
+    frames = {"trials": unique, "view": view, "curves": trials.curves_of(all_rows, view)}
+    parts.append(_figures(frames, out, say))
     out.mkdir(parents=True, exist_ok=True)
     report = out / "report.md"
-    report.write_text("\n\n".join(parts) + "\n")
+    report.write_text("\n\n".join(p for p in parts if p) + "\n")
     say(f"wrote {report}")
     return report
 
@@ -152,7 +167,9 @@ def _names(values: pd.Series) -> str:
     return ", ".join(map(str, ordered)) or "none"
 
 
-def _coverage(results: str | Path, files: list[Path], all_rows: pd.DataFrame) -> str:
+def _coverage(
+    results: str | Path, files: list[Path], all_rows: pd.DataFrame, view: pd.DataFrame
+) -> str:
     """What the study covered, from each trial's last reported row."""
     last = all_rows.drop_duplicates(TRIAL_KEYS, keep="last")
     counts = last["status"].astype(str).value_counts()
@@ -163,7 +180,7 @@ def _coverage(results: str | Path, files: list[Path], all_rows: pd.DataFrame) ->
         f"- trials: {len(last)} ({', '.join(f'{n} {s}' for s, n in counts.items())})",
         f"- datasets: {_names(last['dataset'])}",
         f"- models: {_names(last['backbone'])}",
-        f"- variants: {', '.join(map(str, last['variant'].cat.categories))}",
+        f"- variants: {_names(view['variant'])}",
         f"- seeds: {_names(last['seed'])}",
         f"- epochs planned: {_names(last['epochs'])}; last epoch reached by ok trials: "
         + (f"{reached.min()}–{reached.max()}" if len(reached) else "none"),
@@ -182,6 +199,32 @@ def _failures(last: pd.DataFrame) -> str:
     tail = f"\n\n… and {more} more." if more > 0 else ""
     note = "Trials that diverged or errored (their metrics are null and not averaged):\n\n"
     return note + render.markdown_table(columns, rows) + tail
+
+
+def _searched(view: pd.DataFrame, unique: pd.DataFrame, search: trials.Search) -> str:
+    """The trial standing for each searched method, or nothing when no method was searched."""
+    rows = trials.chosen(view, unique, search)
+    if rows.empty:
+        return ""
+    head = "## Searched methods: one column each, its best trial by validation"
+    note = (
+        f"These methods' α/Δλ were searched ({search.source}); each table column holds, per "
+        "dataset, backbone and seed, the trial best by "
+        + ", then ".join(f"{c} ({m})" for c, m in search.objectives)
+        + " (validation only: a test metric never chooses)."
+    )
+    cells = [[_shown(column, v) for column, v in row.items()] for _, row in rows.iterrows()]
+    body = render.markdown_table(list(rows.columns), cells)
+    return "\n\n".join([head, note, body])
+
+
+def _shown(column: str, value: object) -> str:
+    """A cell of the searched-methods table: metrics as the tables print them, α/Δλ short."""
+    if pd.isna(value):
+        return ""
+    if column in METRICS:
+        return get_metric(column).show(value)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _method_tables(chosen: pd.DataFrame, out: Path) -> str:
@@ -250,8 +293,9 @@ def _figures(frames: dict[str, pd.DataFrame], out: Path, say: Progress) -> str:
 
     parts = ["## Figures"]
     for spec in FIGURES:
-        say(f"figure {spec.file}")
-        data = getattr(figures, spec.draw)(frames[spec.epochs], out / spec.file)
+        data = getattr(figures, spec.draw)(frames[spec.rows], out / spec.file)
+        if len(data):
+            say(f"wrote {spec.file}")
         shown = f"![{spec.title}]({spec.file})\n\n{spec.shows}."
-        parts += [f"### {spec.title}", shown if len(data) else f"Skipped: {spec.missing}."]
+        parts += [f"### {spec.title}", shown if len(data) else f"Not drawn: {spec.missing}."]
     return "\n\n".join(parts)

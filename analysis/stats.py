@@ -4,7 +4,7 @@
 The paper prints one number per cell and marks ▲ (better than ERM) or ▼ (worse) on its sign
 alone. With two or more seeds we pair each variant's trial with ERM's trial of the same dataset,
 backbone and seed, and bootstrap the mean of those paired differences; a mark whose 95% interval
-contains 0 is drawn hollow (△/▽): inside the noise.
+contains 0 is drawn hollow (△/▽): inside the noise; so is one without an interval (one seed).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ PAIR_KEYS = ["dataset", "backbone", "seed"]
 BETTER, WORSE, BETTER_NOISY, WORSE_NOISY = "▲", "▼", "△", "▽"
 MARK_LEGEND = (
     f"{BETTER}/{WORSE}: better/worse than {BASELINE}; {BETTER_NOISY}/{WORSE_NOISY}: the same "
-    "but the 95% bootstrap interval of the paired difference contains 0 (inside the noise)"
+    "but the 95% bootstrap interval of the paired difference contains 0 (inside the noise), "
+    "or there is no interval (one seed: the noise is unknown)"
 )
 
 
@@ -87,10 +88,11 @@ def diff_from_baseline(
 
 
 def marks(mean: pd.Series, lo: pd.Series, hi: pd.Series, metric: str) -> np.ndarray:
-    """▲/▼ by the sign of the difference (the metric's direction), hollow inside the noise."""
+    """▲/▼ by the sign of the difference (the metric's direction), hollow inside the noise or
+    without an interval (one pair: a sign alone says nothing)."""
     sign = 1.0 if get_metric(metric).higher_is_better else -1.0
     better, worse = sign * mean > 0, sign * mean < 0
-    noisy = (lo <= 0) & (hi >= 0)
+    noisy = ~((lo > 0) | (hi < 0))
     return np.select(
         [better & ~noisy, better & noisy, worse & ~noisy, worse & noisy],
         [BETTER, BETTER_NOISY, WORSE, WORSE_NOISY],

@@ -83,8 +83,8 @@ def test_differences_without_baseline_are_empty():
 
 
 def test_marks_follow_the_metric_direction_and_the_noise():
-    mean = pd.Series([0.02, 0.02, -0.02, -0.02, 0.0])
-    lo = pd.Series([0.01, -0.01, -0.03, -0.03, np.nan])
-    hi = pd.Series([0.03, 0.05, -0.01, 0.01, np.nan])
-    assert marks(mean, lo, hi, "test_acc").tolist() == ["▲", "△", "▼", "▽", ""]
-    assert marks(mean, lo, hi, "test_cal_ece").tolist() == ["▼", "▽", "▲", "△", ""]
+    mean = pd.Series([0.02, 0.02, -0.02, -0.02, 0.0, 0.02])
+    lo = pd.Series([0.01, -0.01, -0.03, -0.03, np.nan, np.nan])  # the last: one pair, no interval
+    hi = pd.Series([0.03, 0.05, -0.01, 0.01, np.nan, np.nan])
+    assert marks(mean, lo, hi, "test_acc").tolist() == ["▲", "△", "▼", "▽", "", "△"]
+    assert marks(mean, lo, hi, "test_cal_ece").tolist() == ["▼", "▽", "▲", "△", "", "▽"]
