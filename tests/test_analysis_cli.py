@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from analysis_fixtures import paper_table_cells, write
+from analysis_fixtures import grid, paper_table_cells, write
 
 from analysis import synthetic
 from analysis.cli import main
@@ -107,9 +109,50 @@ def test_python_m_analysis_refuses_missing_directory(tmp_path):
 
 
 def test_best_epochs_report(tmp_path):
-    write(paper_table_cells("Table 4", ["svhn"]), tmp_path / "results", epochs=2)
-    assert main(["report", str(tmp_path / "results"), "--epochs", "best"]) == 0
-    assert "paper: Table 4" in (tmp_path / "report" / "report.md").read_text()
+    """ERM's trial peaks on validation at epoch 1 (test accuracy 55%), not at its last epoch
+    (90%): `--epochs best` must tabulate 55% and `last` 90%."""
+    cells = grid(["svhn"], ["resnet18"], [("erm", None, None), ("mixup", 1.0, None)])
+    rows = synthetic.epoch_rows(synthetic.trials(cells, 1), 3)
+    erm_first = (rows["method"] == "erm") & (rows["epoch"] == 1)
+    rows.loc[erm_first, ["val_acc", "test_acc"]] = [0.99, 0.55]
+    write_atomic(synthetic.to_arrow(rows), tmp_path / "results" / "r.parquet")
+    for epochs, expect in [("best", 0.55), ("last", 0.90)]:
+        out = tmp_path / epochs
+        argv = ["report", str(tmp_path / "results"), "--out", str(out), "--epochs", epochs]
+        assert main(argv) == 0
+        table = pd.read_csv(out / "tables" / "test_acc.csv").set_index("variant")
+        assert table.loc["ERM", "mean"] == pytest.approx(expect)
+        assert table.loc["Mixup (α=1.0)", "mean"] == pytest.approx(0.90)  # its best is its last
+
+
+def test_figures_not_drawn_are_neither_logged_nor_linked(tmp_path, capsys):
+    """ERM and mixup at one α: no Figure 1 (one α) and no Figure 2 (no ablation)."""
+    cells = grid(["svhn"], ["resnet18"], [("erm", None, None), ("mixup", 1.0, None)])
+    write(cells, tmp_path / "results", seeds=2, epochs=2)
+    assert main(["report", str(tmp_path / "results")]) == 0
+    err, text = capsys.readouterr().err, (tmp_path / "report" / "report.md").read_text()
+    for skipped in ["figure1_alpha.png", "figure2_ablation.png"]:
+        assert skipped not in err and skipped not in text
+        assert not (tmp_path / "report" / skipped).exists()
+    for drawn in ["dilemma.png", "epoch_curves.png", "reliability.png"]:
+        assert f"wrote {drawn}" in err and f"]({drawn})" in text
+    assert "Not drawn: mixup ran at fewer than two α values." in text
+
+
+def test_an_image_folder_labelled_cifar10_sits_beside_the_paper(tmp_path):
+    """`dataset.label: cifar10` puts "cifar10" in the results' dataset column: the paper's
+    CIFAR-10 cells apply although the data came from an image folder."""
+    cells = paper_table_cells("Table 5", ["cifar10"])
+    frame = synthetic.trials(cells, 1)
+    configs = [json.loads(c) for c in frame["config_json"]]
+    for config in configs:
+        config["dataset"] = {"name": "imagefolder", "root": "/data/cifar10", "label": "cifar10"}
+    frame["config_json"] = [json.dumps(c) for c in configs]
+    write_atomic(synthetic.to_arrow(synthetic.epoch_rows(frame, 1)), tmp_path / "r" / "p.parquet")
+    assert main(["report", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "- Table 5 (Accuracy): 44 cells" in text and "- datasets: cifar10" in text
+    assert "| Table 5 | Accuracy | cifar10 | resnet18 | ERM | 94.50 | 94.50 | +0.00 |" in text
 
 
 def test_report_on_trials_that_all_failed(tmp_path):

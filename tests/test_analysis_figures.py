@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from analysis_fixtures import grid, write
 
-from analysis import figures, load_results, reliability, report, synthetic
+from analysis import figures, load_results, plotting, reliability, report, synthetic
 from analysis.load import read_rows, result_files
 
 VARIANTS = [
@@ -65,17 +65,50 @@ def test_alpha_sweep_plots_mixup_means_and_erm(results, tmp_path):
     assert (data["n"] == 2).all()
 
 
-def test_dilemma_marks_the_pareto_front(results, tmp_path):
-    _, last, _ = results
-    data = figures.dilemma(last, tmp_path / "d.png")
+DILEMMA_POINTS = [  # dataset, method, alpha, test_acc, test_cal_ece, on the front (by hand)
+    ("svhn", "erm", None, 0.90, 0.020, True),
+    ("svhn", "mixup", 0.1, 0.92, 0.030, True),
+    ("svhn", "mixup", 0.5, 0.91, 0.040, False),  # beaten by α=0.1: more accurate, lower ECE
+    ("svhn", "mixup", 1.0, 0.89, 0.010, True),
+    ("svhn", "mit_a", 1.0, 0.90, 0.025, False),  # as accurate as ERM, higher ECE
+    ("cifar10", "erm", None, 0.95, 0.010, True),  # beats every other: a front of one point
+    ("cifar10", "mixup", 1.0, 0.94, 0.020, False),
+]
+
+
+def test_dilemma_marks_the_pareto_front(tmp_path):
+    keys = ["dataset", "method", "alpha", "test_acc", "test_cal_ece", "front"]
+    cells = pd.DataFrame(DILEMMA_POINTS, columns=keys).assign(model="resnet18", margin=np.nan)
+    write(cells.drop(columns="front"), tmp_path / "r", epochs=1)
+    data = figures.dilemma(load_results(tmp_path / "r"), tmp_path / "d.png")
     _written(tmp_path / "d.png")
-    assert len(data) == len(last)
-    for _, rows in data.groupby("dataset", observed=True):
-        front = rows[rows["on_front"]]
-        best_acc = rows["test_acc"].max()
-        assert (front["test_acc"] == best_acc).any()  # the most accurate trial is on the front
-        lowest = rows.loc[rows["test_cal_ece"].idxmin()]
-        assert front["test_cal_ece"].min() == lowest["test_cal_ece"]
+    got = data.set_index(["dataset", "test_acc", "test_cal_ece"])["on_front"]
+    want = cells.set_index(["dataset", "test_acc", "test_cal_ece"])["front"]
+    assert got.loc[want.index].tolist() == want.tolist()
+    assert data.groupby("dataset")["on_front"].sum().to_dict() == {"svhn": 3, "cifar10": 1}
+
+
+def test_each_method_has_its_own_colour(results):
+    _, last, _ = results
+    many = pd.DataFrame(
+        {"method": ["mixup"] * 5 + ["cutmix", "erm"], "variant": [f"v{i}" for i in range(7)]}
+    )
+    many["variant"] = pd.Categorical(many["variant"], ordered=True)
+    for frame in (last, many):
+        styles = plotting.variant_styles(frame)
+        colours = styles.groupby("method")["colour"].agg(["nunique", "first"])
+        assert (colours["nunique"] == 1).all() and colours["first"].is_unique
+    styles = plotting.variant_styles(last).loc[["Mixup (α=0.1)", "Mixup (α=1.0)"]]
+    assert styles["marker"].is_unique and styles["legend"].tolist() == list(styles.index)
+    searched = plotting.variant_styles(many)  # more than MAX_MARKED variants: one legend entry
+    assert set(searched.loc[searched["method"] == "mixup", "legend"]) == {"Mixup (5 variants)"}
+
+
+def test_figure1_needs_two_alphas(results, tmp_path):
+    _, last, _ = results
+    one_alpha = last[(last["method"] != "mixup") | (last["alpha"] == 1.0)]
+    assert figures.alpha_sweep(one_alpha, tmp_path / "f1.png").empty
+    assert not (tmp_path / "f1.png").exists()
 
 
 def test_epoch_curves_average_each_epoch(results, tmp_path):
@@ -154,6 +187,11 @@ def test_ece_from_bins_of_one_trial():
     assert reliability.ece_from_bins(count, acc, conf) == pytest.approx((0.6 + 1.2) / 10)
 
 
+def _png_size(path) -> tuple[int, int]:
+    header = path.read_bytes()[16:24]  # IHDR: width, height (big-endian)
+    return int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
+
+
 def test_reliability_diagrams_pool_every_trial(results, tmp_path):
     _, last, _ = results
     data = figures.reliability_diagrams(last, tmp_path / "r.png")
@@ -161,12 +199,26 @@ def test_reliability_diagrams_pool_every_trial(results, tmp_path):
     totals = data.groupby(["dataset", "variant", "stage"], observed=True)["count"].sum()
     assert (totals == 4 * synthetic.TEST_SAMPLES).all()  # 2 backbones × 2 seeds pooled
     assert len(totals) == 2 * len(VARIANTS) * 2 and (data["trials"] == 4).all()
-    for _, bins in data.groupby(["dataset", "variant", "stage"], observed=True):
-        expect = reliability.ece_from_bins(bins["count"], bins["acc"], bins["conf"])
-        assert bins["ece"].to_numpy() == pytest.approx(expect)
-    # Synthetic bins carry each trial's ECE; pooling can only cancel gaps, never add them.
-    raw = data[data["stage"] == "raw"].drop_duplicates(["dataset", "variant"])
-    assert (raw["ece"] <= last["test_ece"].max() + 1e-12).all()
+    width, height = _png_size(tmp_path / "r.png")  # a grid (2 datasets × 2 rows of 4), no strip
+    assert width < 1800 and height > width / 2
+
+
+def test_pooled_ece_is_the_planted_ece(tmp_path):
+    """Seeds of one cell are identical (no noise), so their pooled bins have the cell's own
+    ECE: the value planted in the synthetic results, raw and after TS."""
+    variants = [("erm", None, None), ("mixup", 1.0, None), ("cutmix", 1.0, None)]
+    cells = grid(["svhn"], ["resnet18"], variants)
+    cells["test_acc"], cells["test_conf"] = [0.90, 0.91, 0.92], [0.93, 0.88, 0.935]
+    cells["test_ece"], cells["test_cal_ece"] = [0.04, 0.035, 0.05], [0.012, 0.02, 0.015]
+    last = load_results(write(cells, tmp_path / "r", seeds=2, epochs=2))
+    data = figures.reliability_diagrams(last, tmp_path / "r.png")
+    ece = data.drop_duplicates(["variant", "stage"]).set_index(["variant", "stage"])["ece"]
+    assert ece.loc[["ERM", "Mixup (α=1.0)", "cutmix"], "raw"].to_numpy() == pytest.approx(
+        [0.04, 0.035, 0.05]
+    )
+    assert ece.loc[["ERM", "Mixup (α=1.0)", "cutmix"], "after TS"].to_numpy() == pytest.approx(
+        [0.012, 0.02, 0.015]
+    )
 
 
 def test_synthetic_bins_match_accuracy_and_ece():
@@ -208,7 +260,8 @@ def test_results_without_bins_get_a_note(tmp_path, absent):
     assert figures.reliability_diagrams(load_results(tmp_path), tmp_path / "r.png").empty
     assert not (tmp_path / "r.png").exists()
     text = report.build_report(tmp_path, tmp_path / "report").read_text()
-    assert "### Reliability diagrams\n\nSkipped: these results have no per-bin statistics" in text
+    assert "### Reliability diagrams\n\nNot drawn: these results have no per-bin statistics" in text
+    assert "reliability.png" not in text
 
 
 def test_read_rows_keeps_the_order_asked_for(results_dir):

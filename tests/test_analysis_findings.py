@@ -1,0 +1,148 @@
+"""analysis.findings: the claims' verdicts on synthetic results whose answer is planted."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from analysis_fixtures import grid, write
+
+from analysis import findings, load_results, synthetic
+from analysis.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+from study.results import write_atomic
+
+VARIANTS = [
+    ("erm", None, None),
+    ("mixup", 0.2, None),
+    ("mixup", 1.0, None),
+    ("mit_a", 1.0, 0.5),
+    ("cutmix", 1.0, None),
+]
+PAPER = {  # per variant: test_acc, test_ece, test_cal_ece — the paper's directions
+    "erm": (0.900, 0.050, 0.010),
+    ("mixup", 0.2): (0.910, 0.030, 0.015),
+    ("mixup", 1.0): (0.920, 0.020, 0.020),
+    "mit_a": (0.921, 0.030, 0.008),  # within C3's tolerance of mixup's accuracy
+    "cutmix": (0.915, 0.030, 0.006),  # beyond the paper: calibrates better than ERM
+}
+OPPOSITE = {  # every claim the other way round
+    "erm": (0.900, 0.020, 0.020),
+    ("mixup", 0.2): (0.920, 0.040, 0.012),
+    ("mixup", 1.0): (0.910, 0.050, 0.010),
+    "mit_a": (0.880, 0.030, 0.030),
+    "cutmix": (0.915, 0.030, 0.030),
+}
+COLUMNS = ["test_acc", "test_ece", "test_cal_ece"]
+
+
+def _cells(planted: dict, models: tuple[str, ...] = ("resnet18", "resnet50")) -> pd.DataFrame:
+    cells = grid(["cifar10"], list(models), VARIANTS)
+    pairs = zip(cells["method"], cells["alpha"], strict=True)
+    keys = [m if m in planted else (m, a) for m, a in pairs]
+    cells[COLUMNS] = [planted[k] for k in keys]
+    cells["test_conf"] = cells["test_acc"] + 0.01
+    return cells
+
+
+def _assess(tmp_path, planted: dict, seeds: int, noise: float = 0.0005, **kwargs):
+    directory = write(_cells(planted, **kwargs), tmp_path / "r", seeds=seeds, noise=noise)
+    return findings.assess(load_results(directory, columns=findings.COLUMNS), n_boot=500)
+
+
+def test_the_papers_directions_are_supported(tmp_path):
+    result = _assess(tmp_path, PAPER, seeds=3)
+    assert result.verdicts() == {"C1": SUPPORTED, "C2": SUPPORTED, "C3": SUPPORTED, "C4": SUPPORTED}
+    c2 = next(f for f in result.claims if f.claim == "C2")
+    assert {c.variant for c in c2.comparisons} == {"Mixup (α=0.2)", "Mixup (α=1.0)"}
+    one = next(c for c in c2.comparisons if c.variant == "Mixup (α=1.0)")
+    assert (one.pairs, one.seeds) == (6, 3)  # 2 backbones × 3 seeds
+    assert one.mean == pytest.approx(0.010, abs=0.001) and one.lo > 0
+    assert result.test_samples == synthetic.TEST_SAMPLES
+
+
+def test_the_opposite_directions_are_contradicted(tmp_path):
+    result = _assess(tmp_path, OPPOSITE, seeds=3)
+    assert result.verdicts() == {
+        "C1": CONTRADICTED,
+        "C2": CONTRADICTED,
+        "C3": CONTRADICTED,
+        "C4": CONTRADICTED,
+    }
+
+
+def test_one_seed_is_inconclusive_with_the_reason(tmp_path):
+    result = _assess(tmp_path, PAPER, seeds=1)
+    assert set(result.verdicts().values()) == {INCONCLUSIVE}
+    assert all(f.reason.startswith("one seed") for f in result.claims)
+    assert any(w.startswith("One seed") for w in result.warnings)
+    text = result.to_markdown()
+    assert "| C1 | mixup lowers the raw ECE compared with ERM | **inconclusive** | one seed" in text
+
+
+def test_differences_inside_the_noise_are_inconclusive(tmp_path):
+    same = {k: PAPER["erm"] for k in PAPER}
+    result = _assess(tmp_path, same, seeds=4, noise=0.01)
+    assert result.verdicts()["C1"] == INCONCLUSIVE
+    assert "contains the claim's boundary" in result.claims[0].reason
+
+
+def test_the_pitfall_is_checked_for_every_variant(tmp_path):
+    result = _assess(tmp_path, PAPER, seeds=3)
+    verdicts = {c.variant: c.verdict for c in result.pitfall}
+    assert verdicts == {
+        "Mixup (α=0.2)": SUPPORTED,  # calibrated ECE above ERM's: the pitfall
+        "Mixup (α=1.0)": SUPPORTED,
+        "MIT-A (Δλ>0.5)": CONTRADICTED,  # below ERM's
+        "cutmix": CONTRADICTED,
+    }
+    means = {c.variant: c.mean for c in result.pitfall}
+    assert means["cutmix"] == pytest.approx(-0.004, abs=0.001)
+    text = result.to_markdown()
+    assert re.search(
+        r"\| cifar10 \| cutmix \| -0\.\d\d \| \[-0\.\d\d, -0\.\d\d\] \| 6 \| 3 \| below ERM \|",
+        text,
+    )
+    assert re.search(
+        r"\| cifar10 \| Mixup \(α=1\.0\) \| \+\d\.\d\d .* above ERM: the pitfall \|", text
+    )
+
+
+def test_missing_methods_are_not_tested(tmp_path):
+    cells = _cells(PAPER)
+    cells = cells[cells["method"].isin(["erm", "cutmix"])]
+    directory = write(cells, tmp_path / "r", seeds=2, noise=0.0005)
+    result = findings.assess(load_results(directory, columns=findings.COLUMNS), n_boot=200)
+    assert set(result.verdicts().values()) == {INCONCLUSIVE}
+    assert result.claims[0].reason == "not tested: the results have no ok mixup trials"
+    assert [c.variant for c in result.pitfall] == ["cutmix"]
+
+
+def test_repeated_trials_count_once_and_are_named(tmp_path):
+    """Seed 0 run twice by another study: not a second replicate (pairs stay 2, seeds 1)."""
+    cells = _cells(PAPER)
+    frame = synthetic.trials(cells, 1)
+    again = frame.assign(trial_id=[f"r{i:06d}" for i in range(len(frame))], study="again")
+    rows = synthetic.epoch_rows(pd.concat([frame, again], ignore_index=True), 2)
+    write_atomic(synthetic.to_arrow(rows), tmp_path / "r" / "p.parquet")
+    df = load_results(tmp_path / "r", columns=findings.COLUMNS)
+    result = findings.assess(df, n_boot=200)
+    assert result.verdicts()["C2"] == INCONCLUSIVE  # still one seed
+    assert {c.pairs for c in result.pitfall} == {2}  # one per backbone, not two
+    (repeat,) = [w for w in result.warnings if "repeat" in w]
+    assert repeat.startswith(f"{len(frame)} trials repeat an earlier trial's configuration")
+    assert "r000000 repeats t000000" in repeat
+
+
+def test_temperatures_at_the_grid_edge_are_warned(tmp_path):
+    cells = _cells(PAPER)
+    cells["temperature"] = np.where(cells["method"] == "cutmix", 0.01, 1.3)
+    cells["opt_temperature"] = np.where(cells["method"] == "mit_a", 4.99, 1.3)
+    directory = write(cells, tmp_path / "r", seeds=1)
+    result = findings.assess(load_results(directory, columns=findings.COLUMNS), n_boot=200)
+    validation, test = [w for w in result.warnings if "edge of the grid" in w]
+    assert validation.startswith("2 trials fitted T on validation at the edge of the grid")
+    assert "cutmix, seed 0 (t000004: T = 0.01)" in validation
+    assert "calibrated ECE is only an upper bound" in validation
+    assert test.startswith("2 trials fitted T on test") and "T = 4.99" in test
