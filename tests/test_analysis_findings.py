@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from analysis_fixtures import grid, write
 
-from analysis import findings, load_results, synthetic
+from analysis import findings, load_results, report, synthetic, trials
 from analysis.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
 from study.results import write_atomic
 
@@ -133,6 +133,10 @@ def test_repeated_trials_count_once_and_are_named(tmp_path):
     (repeat,) = [w for w in result.warnings if "repeat" in w]
     assert repeat.startswith(f"{len(frame)} trials repeat an earlier trial's configuration")
     assert "r000000 repeats t000000" in repeat
+    assert len(trials.drop_repeats(df)) == len(frame)
+    report.build_report(tmp_path / "r", tmp_path / "report")  # the tables count each once too
+    table = pd.read_csv(tmp_path / "report" / "tables" / "test_cal_ece.csv")
+    assert (table["n"] == 1).all() and table["std"].isna().all()
 
 
 def test_temperatures_at_the_grid_edge_are_warned(tmp_path):
