@@ -2,7 +2,8 @@
 
 `load_results` reads a results directory into a tidy DataFrame (`read_results`: the chosen
 rows and every epoch from one read), `aggregate` averages seeds,
-`method_table` builds Tables 4/5 of Wang et al. (CVPR 2023) for one metric. Figures live in
+`method_table` builds Tables 4/5 of Wang et al. (CVPR 2023) for one metric, `analysis.findings`
+says whether the results support each of the paper's claims. Figures live in
 `analysis.figures` (imports matplotlib), the paper's numbers in `analysis.paper`, and
 `analysis report RESULTS_DIR` writes everything to one markdown report.
 """

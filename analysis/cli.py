@@ -25,7 +25,9 @@ def parser() -> argparse.ArgumentParser:
     """The command line: one subcommand, `report`."""
     p = _Parser(prog="analysis", description="Tables and figures of mixup-calibration results.")
     commands = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    report = commands.add_parser("report", help="write report.md, figures and tables")
+    report = commands.add_parser(
+        "report", help="write report.md (Findings on the paper's claims first), figures, tables"
+    )
     report.add_argument("results", type=Path, help="directory of <trial_id>.parquet results")
     report.add_argument(
         "--out", type=Path, default=None, help="output directory (default: RESULTS/../report)"

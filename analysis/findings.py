@@ -240,7 +240,7 @@ def _c3(view: pd.DataFrame, has_erm: bool, n_boot: int) -> Finding:
     if not (mit and mixups and has_erm):
         missing = [n for n, v in (("MIT-A", mit), ("mixup", mixups), ("ERM", has_erm)) if not v]
         return Finding(
-            "C3", statement, INCONCLUSIVE, f"not tested: no ok {', '.join(missing)} trials"
+            "C3", statement, INCONCLUSIVE, f"not tested: no ok {' and no '.join(missing)} trials"
         )
     alphas = _alpha_of(view)
     comparisons = []

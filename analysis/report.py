@@ -1,5 +1,8 @@
 """`analysis report`: one markdown file with the paper's tables and figures from a results dir.
 
+It opens with the Findings (`analysis.findings`): each of the paper's claims supported,
+contradicted or inconclusive on these results. Each configuration and seed counts once, and a
+searched method is one column, its best trial on validation (`analysis.trials`).
 The report answers the paper's questions on the user's own results (Wang et al., CVPR 2023):
 does mixup help calibration once each model is temperature-scaled (Tables 1 and 4), what does
 it do to accuracy (Table 5), where is the accuracy–calibration trade-off (Figure 1, the dilemma
