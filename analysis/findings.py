@@ -153,13 +153,9 @@ def _per_dataset(
     out = []
     for dataset, rows in diffs.groupby("dataset", observed=True, sort=True):
         ci = stats.bootstrap_ci(rows, ["dataset"], n_boot=n_boot).iloc[0]
-        mean, lo, hi, seeds = (
-            float(ci["mean"]),
-            float(ci["lo"]),
-            float(ci["hi"]),
-            rows["seed"].nunique(),
-        )
+        lo, hi, seeds = float(ci["lo"]), float(ci["hi"]), int(rows["seed"].nunique())
         verdict = decide(lo, hi, seeds, sign, tolerance)
+        mean = float(ci["mean"])
         out.append(
             Comparison(
                 str(dataset), variant, reference, metric, mean, lo, hi, len(rows), seeds, verdict
@@ -173,10 +169,18 @@ def combine(claim: str, statement: str, comparisons: list[Comparison], missing: 
     if not comparisons:
         return Finding(claim, statement, INCONCLUSIVE, f"not tested: {missing}")
     verdicts = {c.verdict for c in comparisons}
+    count = {v: sum(c.verdict == v for c in comparisons) for v in (SUPPORTED, CONTRADICTED)}
+    of = f"of {len(comparisons)} comparison{'s' * (len(comparisons) != 1)}"
     if SUPPORTED in verdicts and CONTRADICTED not in verdicts:
-        verdict, why = SUPPORTED, "every interval that excludes the line lies on the claimed side"
+        verdict, why = (
+            SUPPORTED,
+            f"{count[SUPPORTED]} {of} wholly on the claimed side, none on the other",
+        )
     elif CONTRADICTED in verdicts and SUPPORTED not in verdicts:
-        verdict, why = CONTRADICTED, "every interval that excludes the line lies on the other side"
+        verdict, why = (
+            CONTRADICTED,
+            f"{count[CONTRADICTED]} {of} wholly on the other side, none on the claimed one",
+        )
     elif verdicts >= {SUPPORTED, CONTRADICTED}:
         verdict, why = INCONCLUSIVE, "the comparisons disagree (some support, some contradict)"
     elif max(c.seeds for c in comparisons) < 2:
