@@ -125,8 +125,10 @@ def drop_repeats(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def searched(df: pd.DataFrame, search: Search) -> list[str]:
-    """The methods of `df` whose variants are collapsed to their best trial (module docstring)."""
-    levels = df.groupby(df["method"].astype(str))["variant"].nunique()
+    """The methods of `df` whose variants are collapsed to their best trial (module docstring);
+    never one without α and Δλ (ERM stays ERM)."""
+    tuned = df[df["alpha"].notna() | df["margin"].notna()]
+    levels = tuned.groupby(tuned["method"].astype(str))["variant"].nunique()
     if search.methods is None:
         return sorted(m for m, n in levels.items() if n > MAX_LEVELS)
     named = set(levels.index) if "*" in search.methods else search.methods

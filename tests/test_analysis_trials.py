@@ -54,6 +54,13 @@ def test_spec_names_the_searched_methods_and_objectives(study):
     assert trials.read_search(study) == search  # the study dir itself works too
 
 
+def test_a_range_for_every_method_leaves_erm_alone(tmp_path):
+    spec = {**SPEC, "space": {"method.alpha": {"float": [0.1, 2.0]}}}  # no `when`: all methods
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    df = load_results(write(_searched_cells(ALPHAS[:2]), tmp_path / "results", epochs=1))
+    assert trials.searched(df, trials.read_search(tmp_path / "results")) == ["mixup"]
+
+
 def test_searched_method_is_its_best_trial_on_validation(study):
     df = load_results(study / "results")
     view = trials.collapse_searched(df, trials.read_search(study / "results"))
