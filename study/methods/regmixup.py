@@ -8,7 +8,9 @@ mixup used as a regulariser of the clean cross-entropy rather than in its place.
 (α = 10 by default, the paper's choice on CIFAR among {10, 20}: λ near ½, strongly mixed
 samples) and η = 1. As in the reference code, the clean and the mixed batch run as one batch of
 2n (BatchNorm sees both), λ is drawn once per batch (folded up like mixup's, so the mixup term is
-exactly `mixup`'s loss) and the clean logits are what the training accuracy scores.
+exactly `mixup`'s loss) and the clean logits are what the training accuracy scores. The loss is
+Eq. 3 as written; the reference code averages its criterion over the 2n rows, which is ½ of
+Eq. 3 at η = 1 (the same training at half the learning rate).
 """
 
 from __future__ import annotations
