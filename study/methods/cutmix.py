@@ -9,7 +9,9 @@ image, 1 elsewhere. The box is the same for the whole batch, the partner of i is
 target weight is the box's true area after clipping, λ' = 1 − |B| / (W·H), not the drawn λ
 (the reference code's "adjust lambda to exactly match pixel ratio"). λ is not folded: CutMix
 pastes a box of area 1 − λ whatever λ is. The soft-label cross-entropy equals
-λ'·CE(·, y_i) + (1 − λ')·CE(·, y_j) exactly.
+λ'·CE(·, y_i) + (1 − λ')·CE(·, y_j) exactly. Every batch is cut and mixed, as every batch is
+mixed by `mixup` here (the reference code's CIFAR runs pass --cutmix_prob 0.5: half the batches
+clean).
 """
 
 from __future__ import annotations
