@@ -33,6 +33,10 @@ METHOD_NAMES = {
     "mixup_io": "Mixup-IO",
     "mit_l": "MIT-L",
     "mit_a": "MIT-A",
+    "cutmix": "CutMix",
+    "manifold_mixup": "Manifold Mixup",
+    "regmixup": "RegMixup",
+    "label_smoothing": "Label smoothing",
 }
 ALPHA_ALWAYS = frozenset({"mixup"})  # one table column per α (Tables 1, 4, 5)
 MARGIN_METHODS = frozenset({"mit_l", "mit_a"})  # the Δλ constraint of MIT

@@ -46,6 +46,8 @@ class MethodConfig:
     alpha: float | None = None  # Beta(α, α) of the mixing coefficient; every method but erm
     margin: float | None = None  # MIT's Δλ margin, 0 ≤ margin < 1 (mit_l, mit_a); "Δλ > ½" is 0.5
     constraint: bool = True  # MIT's Algorithm line 6: False draws λ1, λ2 without the margin test
+    eta: float | None = None  # RegMixup's weight η ≥ 0 of the mixup loss (regmixup); default 1
+    epsilon: float | None = None  # label smoothing's ε, 0 ≤ ε < 1 (label_smoothing); default 0.1
 
 
 @dataclass(frozen=True)

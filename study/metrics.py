@@ -35,6 +35,19 @@ def cross_fitted_ece(
     return cal.ece(scaled, torch.cat([labels[a], labels[b]]), cfg.n_bins)
 
 
+def beyond_ece(
+    logits: torch.Tensor, labels: torch.Tensor, scaled: torch.Tensor, n_bins: int
+) -> dict[str, float]:
+    """Adaptive, classwise and smooth ECE of the raw test logits and of logits / T (the same T
+    as `test_cal_ece`): whether a method's calibration after scaling depends on the measure."""
+    out = {}
+    for prefix, z in (("test", logits), ("test_cal", scaled)):
+        out[f"{prefix}_ace"] = cal.adaptive_ece(z, labels, n_bins)
+        out[f"{prefix}_cw_ece"] = cal.classwise_ece(z, labels, n_bins)
+        out[f"{prefix}_smece"] = cal.smooth_ece(z, labels)
+    return out
+
+
 def epoch_metrics(
     val: tuple[torch.Tensor, torch.Tensor],
     test: tuple[torch.Tensor, torch.Tensor],
@@ -46,9 +59,11 @@ def epoch_metrics(
     n_bins = cfg.n_bins
     temperature = cal.fit_temperature(vl, vy, cfg.objective, n_bins=n_bins)
     opt_temperature = cal.fit_temperature(tl, ty, cfg.objective, n_bins=n_bins)
+    scaled = tl / temperature
     raw_bins = cal.bin_stats(tl, ty, n_bins)
-    cal_bins = cal.bin_stats(tl / temperature, ty, n_bins)
+    cal_bins = cal.bin_stats(scaled, ty, n_bins)
     return {
+        **beyond_ece(tl, ty, scaled, n_bins),
         **{f"test_bin_{k}": v for k, v in raw_bins.items()},
         **{f"test_cal_bin_{k}": v for k, v in cal_bins.items()},
         "val_acc": cal.accuracy(vl, vy),
@@ -58,7 +73,7 @@ def epoch_metrics(
         "test_acc": cal.accuracy(tl, ty),
         "test_nll": cal.nll(tl, ty),
         "test_ece": cal.ece(tl, ty, n_bins),
-        "test_cal_ece": cal.ece(tl / temperature, ty, n_bins),
+        "test_cal_ece": cal.ece(scaled, ty, n_bins),
         "test_opt_ece": cal.ece(tl / opt_temperature, ty, n_bins),
         "test_conf": cal.mean_confidence(tl),
         "test_brier": cal.brier(tl, ty),

@@ -2,14 +2,15 @@
 (timm's training tasks); the training loop never branches on a method's name.
 
 Each entry says which parameters the method takes (PROTOCOL.md; DESIGN.md "Methods"): every
-method but erm takes `alpha`; mit_l and mit_a also take `margin` and `constraint`.
+method but erm and label_smoothing takes `alpha`; mit_l and mit_a also take `margin` and
+`constraint`; regmixup takes `eta`, label_smoothing `epsilon` (`EXTRA_PARAMS`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
@@ -20,6 +21,11 @@ from study.registry import Registry
 
 DEFAULT_ALPHA = 1.0  # mixup(1.0) of Tables 4/5 when a spec gives no α
 DEFAULT_MARGIN = 0.5  # "Δλ > ½", MIT's setting in Tables 4/5
+# Parameters beyond α and the margin: name -> (valid range as a test, the range in words).
+EXTRA_PARAMS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "eta": (lambda v: v >= 0, ">= 0"),
+    "epsilon": (lambda v: 0 <= v < 1, "in [0, 1)"),
+}
 
 
 class Method(Protocol):
@@ -58,12 +64,22 @@ class MethodEntry:
     build: Callable[[MethodConfig, MethodContext], Method]
     takes_alpha: bool = True
     takes_margin: bool = False
+    default_alpha: float = DEFAULT_ALPHA  # α when a config gives none (RegMixup's is 10)
+    extra: Mapping[str, float] = field(default_factory=dict)  # EXTRA_PARAMS it takes: defaults
 
     def normalise(self, cfg: MethodConfig) -> MethodConfig:
         """Defaults filled in, parameters the method does not take set to None."""
         alpha = (
-            (cfg.alpha if cfg.alpha is not None else DEFAULT_ALPHA) if self.takes_alpha else None
+            (cfg.alpha if cfg.alpha is not None else self.default_alpha)
+            if self.takes_alpha
+            else None
         )
+        extra = {
+            name: (getattr(cfg, name) if getattr(cfg, name) is not None else self.extra[name])
+            if name in self.extra
+            else None
+            for name in EXTRA_PARAMS
+        }
         uses_margin = self.takes_margin and cfg.constraint
         margin = (cfg.margin if cfg.margin is not None else DEFAULT_MARGIN) if uses_margin else None
         return dataclasses.replace(
@@ -71,13 +87,19 @@ class MethodEntry:
             alpha=alpha,
             margin=margin,
             constraint=cfg.constraint if self.takes_margin else False,
+            **extra,
         )
 
     def check(self, cfg: MethodConfig) -> None:
-        """Reject α ≤ 0, margins outside [0, 1), and margins nearly impossible for this α."""
+        """Reject α ≤ 0, margins outside [0, 1), margins nearly impossible for this α, and
+        extra parameters outside their ranges (EXTRA_PARAMS)."""
         cfg = self.normalise(cfg)
         if cfg.alpha is not None and not cfg.alpha > 0:
             raise ConfigError(f"method.alpha must be > 0, got {cfg.alpha}")
+        for name, (valid, words) in EXTRA_PARAMS.items():
+            value = getattr(cfg, name)
+            if value is not None and not valid(value):
+                raise ConfigError(f"method.{name} must be {words}, got {value}")
         if cfg.margin is None:
             return
         if not 0 <= cfg.margin < 1:
@@ -93,7 +115,16 @@ class MethodEntry:
 
 
 REGISTRY: Registry[MethodEntry] = Registry(
-    "method", ["study.methods.erm", "study.methods.mixup", "study.methods.mit"]
+    "method",
+    [
+        "study.methods.erm",
+        "study.methods.mixup",
+        "study.methods.mit",
+        "study.methods.cutmix",
+        "study.methods.manifold_mixup",
+        "study.methods.regmixup",
+        "study.methods.label_smoothing",
+    ],
 )
 METHODS, register, names, get = REGISTRY.entries, REGISTRY.register, REGISTRY.names, REGISTRY.get
 
