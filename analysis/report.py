@@ -120,7 +120,7 @@ def build_report(
     files, chosen, all_rows = read.files, read.selected, read.every
     say(f"read {len(all_rows):,} rows of {len(chosen):,} trials in {len(files):,} files; tables")
     title = f"# Results report: study {_names(all_rows['study'])}"
-    parts = [title, _coverage(results, files, all_rows)]
+    parts = [title, _coverage(results, files, all_rows) + _skipped(read.skipped)]
     parts += [_method_tables(chosen, out), _table1(chosen)]
     say("bootstrap intervals and the paper's numbers")
     parts += [_statistics(chosen), _paper(chosen)]
@@ -152,7 +152,7 @@ def _names(values: pd.Series) -> str:
     return ", ".join(map(str, ordered)) or "none"
 
 
-def _coverage(results: str | Path, files: list[Path], all_rows: pd.DataFrame) -> str:
+def _coverage(results: str | Path, files: list[str], all_rows: pd.DataFrame) -> str:
     """What the study covered, from each trial's last reported row."""
     last = all_rows.drop_duplicates(TRIAL_KEYS, keep="last")
     counts = last["status"].astype(str).value_counts()
@@ -169,6 +169,14 @@ def _coverage(results: str | Path, files: list[Path], all_rows: pd.DataFrame) ->
         + (f"{reached.min()}–{reached.max()}" if len(reached) else "none"),
     ]
     return "\n".join(lines) + "\n\n" + _failures(last)
+
+
+def _skipped(skipped: list[tuple[str, str]]) -> str:
+    """The files left out as unreadable or not results (study.results_files), one line each."""
+    if not skipped:
+        return ""
+    lines = [f"- `{f}`: {why}" for f, why in skipped]
+    return "\n\nFiles skipped (not results files of this schema):\n\n" + "\n".join(lines)
 
 
 def _failures(last: pd.DataFrame) -> str:

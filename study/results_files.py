@@ -169,11 +169,13 @@ def read_one(
             sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
             first = np.cumsum(sizes) - sizes
             group_of = np.searchsorted(first, rows, side="right") - 1
-            groups = np.unique(group_of)
-            table = file.read_row_groups(groups.tolist(), columns=present, use_threads=False)
-            start = np.cumsum(sizes[groups]) - sizes[groups]  # each group's start in `table`
-            at = start[np.searchsorted(groups, group_of)] + rows - first[group_of]
-            table = table.take(pa.array(at))
+            parts = [  # a row group at a time: a compacted file's bins never all at once
+                file.read_row_group(int(g), columns=present, use_threads=False).take(
+                    pa.array(rows[group_of == g] - first[g])
+                )
+                for g in np.unique(group_of)
+            ]
+            table = pa.concat_tables(parts) if parts else file.schema_arrow.empty_table()
     except (pa.ArrowException, OSError) as err:
         raise ValueError("unreadable: " + (str(err).strip().splitlines() or ["?"])[0]) from err
     versions = pc.unique(table["schema_version"]).to_pylist()

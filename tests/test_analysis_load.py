@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -354,3 +355,15 @@ def test_a_trial_spread_over_files_gets_the_bins_of_its_chosen_row(tmp_path):
     every = load_results(tmp_path, "all", columns=BINS)
     assert every["epoch"].tolist() == [1, 2, 3]  # epoch 2 from b.parquet: its last report
     assert np.array_equal(every["test_bin_count"].iloc[1], rows["test_bin_count"].iloc[0])
+
+
+def test_report_of_a_study_directory_lists_the_skipped_file(tmp_path, capsys):
+    from analysis.cli import main
+
+    _good(tmp_path / "study" / "results")
+    (tmp_path / "study" / "results" / "zero.parquet").write_bytes(b"")
+    assert main(["report", str(tmp_path / "study")]) == 0
+    report = capsys.readouterr().out.strip()
+    assert report == str(tmp_path / "study" / "report" / "report.md")
+    text = Path(report).read_text()
+    assert "Files skipped" in text and "zero.parquet`: unreadable" in text
