@@ -1,4 +1,4 @@
-"""`analysis report STUDY|RESULTS_DIR|URI [--out DIR] [--epochs last|best]`: the paper's tables and figures.
+"""`analysis report STUDY|RESULTS|URI [--out DIR] [--epochs last|best]`: tables and figures.
 
 User errors (no results, another schema version, a bad argument) print one line on stderr and
 exit with status 2, without a traceback (DESIGN.md, "CLI"). Progress goes to stderr.

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from analysis.variants import BASELINE, get_metric
 from study.pareto import pareto_front  # the dilemma plot's front; lives below the study
@@ -68,12 +69,15 @@ def bootstrap_ci(
 def _percentile_interval(
     x: np.ndarray, rng: np.random.Generator, n_boot: int, level: float
 ) -> tuple[float, float]:
+    """scipy.stats.bootstrap's percentile interval of the mean. The rows are already paired
+    differences (variant − ERM per dataset, backbone and seed), so resampling them is the
+    paired bootstrap (scipy's `paired=True` on the two columns gives the same intervals)."""
     if len(x) < 2:
         return (np.nan, np.nan)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [tail, 1.0 - tail])
-    return (float(lo), float(hi))
+    ci = scipy.stats.bootstrap(
+        (x,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile", rng=rng
+    ).confidence_interval
+    return (float(ci.low), float(ci.high))
 
 
 def diff_from_baseline(
