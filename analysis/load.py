@@ -5,11 +5,12 @@ The schema is `study.results` (one place) and the reading of files is `study.res
 pyarrow's filesystems open (`s3://bucket/study`); the compacted file first, then the per-trial
 files; bad or foreign files skipped and named (`Results.skipped`), missing columns as nulls.
 
-Each file is read with pyarrow's public Parquet reader, only the columns asked for, in a pool
-of threads (benchmarks/bench_analysis.py compares it with pyarrow.dataset, DuckDB and polars;
-docs/analysis.md says why this one). The reliability-bin list columns are never read with the
-others: once the epochs are chosen, they are read at the chosen rows only, from the files (and,
-in a compacted file, the row groups) holding them.
+Only public engines read: many local per-trial files in one polars scan, a compacted file, a
+URI, or files polars doubts by pyarrow's Parquet reader, file by file, checked one by one
+(benchmarks/bench_analysis.py --compare measures pyarrow.dataset, DuckDB and polars; docs/
+analysis.md says why these). Only the columns asked for are read. The reliability-bin list
+columns never with the others: once the epochs are chosen, they are read at the chosen rows
+only, from the files (and, in a compacted file, the row groups) holding them.
 """
 
 from __future__ import annotations

@@ -15,6 +15,15 @@ best run is what counts (the machine is shared: wall time depends on the other j
 
 `--results DIR` keeps the generated results in DIR (and reuses them when DIR already holds
 results), so repeated benchmarks skip the generation.
+
+`--compare REF` measures instead, once each and in the same run (ratios, not seconds, are what
+carries over between machines): the report's scalar columns read by this loader, pyarrow.dataset,
+polars and DuckDB (those installed: the `bench` extra); `analysis report` with the analysis
+package of git revision REF (its loader: e.g. 65cd419, the hand-built reader on pyarrow's
+private ParquetReader) and with this one; then the results compacted (study.compact, on hard
+links of the files) and the load and the report on them.
+
+    .venv/bin/python benchmarks/bench_analysis.py --results DIR --compare 65cd419
 """
 
 from __future__ import annotations
@@ -126,7 +135,7 @@ SCALARS = [
     *["test_ece", "test_cal_ece", "test_opt_ece", "test_conf", "test_brier", "schema_version"],
 ]
 ENGINES = {
-    "this loader (pyarrow.parquet, a thread pool)": "from study import results_files\n"
+    "this loader (study.results_files.read)": "from study import results_files\n"
     "n = len(results_files.read(D, C).table)",
     "pyarrow.dataset": "import pyarrow.dataset as ds\n"
     "n = ds.dataset(D, format='parquet').to_table(columns=C).num_rows",
