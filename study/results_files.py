@@ -229,6 +229,7 @@ def read(
 # in Rust threads, checked afterwards. Any doubt (a file polars cannot read or cast, a null key,
 # another schema version) sends every file down the careful path above, which names the bad.
 FILE, ROW = "__file", "__row"
+BATCH_FILES = 500  # per-trial files per polars scan of the bins (~70 MB of decoded bins)
 
 
 def _polars_scan(files: list[str], **options):
@@ -270,18 +271,30 @@ def _bulk(files: list[str], columns: Sequence[str]) -> tuple[pa.Table, np.ndarra
 
 
 def _bulk_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table | None:
-    """`columns` at `rows` (ascending) by one polars scan of the files, None as in `_bulk`."""
+    """`columns` at `rows` (ascending) by polars scans of BATCH_FILES files at a time (the
+    bins of a batch are decoded whole: the batches bound the memory), None as in `_bulk`."""
     try:
         import polars as pl
-
-        scan = _polars_scan(read.files, row_index_name=ROW)
-        wanted = pl.col(ROW).is_in(pl.Series(rows, dtype=pl.UInt32).implode())
-        df = scan.filter(wanted).select([ROW, *columns]).collect()
     except ImportError:
         return None
-    if not np.array_equal(df[ROW].to_numpy(), rows):
-        return None
-    return conform(df.select(list(columns)).to_arrow(), columns)
+    starts = np.cumsum(read.counts) - read.counts
+    file_of = np.searchsorted(starts, rows, side="right") - 1
+    parts = []
+    for first in range(0, len(read.files), BATCH_FILES):
+        last = min(first + BATCH_FILES, len(read.files))
+        inside = rows[(file_of >= first) & (file_of < last)] - starts[first]
+        if not len(inside):
+            continue
+        try:
+            scan = _polars_scan(read.files[first:last], row_index_name=ROW)
+            wanted = pl.col(ROW).is_in(pl.Series(inside, dtype=pl.UInt32).implode())
+            df = scan.filter(wanted).select([ROW, *columns]).collect()
+        except Exception:  # a file changed since: the careful path says which
+            return None
+        if not np.array_equal(df[ROW].to_numpy(), inside):
+            return None
+        parts.append(conform(df.select(list(columns)).to_arrow(), columns))
+    return pa.concat_tables(parts).combine_chunks() if parts else None
 
 
 def read_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
