@@ -1,4 +1,4 @@
-"""`analysis report RESULTS_DIR [--out DIR] [--epochs last|best]`: the paper's tables and figures.
+"""`analysis report STUDY|RESULTS|URI [--out DIR] [--epochs last|best]`: tables and figures.
 
 User errors (no results, another schema version, a bad argument) print one line on stderr and
 exit with status 2, without a traceback (DESIGN.md, "CLI"). Progress goes to stderr.
@@ -28,9 +28,14 @@ def parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report", help="write report.md (Findings on the paper's claims first), figures, tables"
     )
-    report.add_argument("results", type=Path, help="directory of <trial_id>.parquet results")
     report.add_argument(
-        "--out", type=Path, default=None, help="output directory (default: RESULTS/../report)"
+        "results", help="study directory, its results/ directory, one file, or a URI (s3://…)"
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: STUDY/report; ./report for a URI)",
     )
     report.add_argument(
         "--epochs",
@@ -49,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(done.code or 0)
     from analysis.report import build_report  # pandas and friends only after parsing
 
-    out = args.out or args.results.resolve().parent / "report"
+    out = args.out or _default_out(args.results)
     try:
         path = build_report(args.results, out, args.epochs, progress=_stderr)
     except ResultsError as err:
@@ -57,6 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(path)
     return 0
+
+
+def _default_out(results: str) -> Path:
+    """STUDY/report for a study directory or its results/; ./report for a URI."""
+    if "://" in results:
+        return Path("report")
+    path = Path(results).resolve()
+    return (path if (path / "results").is_dir() else path.parent) / "report"
 
 
 def _stderr(message: str) -> None:

@@ -136,7 +136,10 @@ def build_report(
     say("findings")
     title = f"# Results report: study {_names(all_rows['study'])}"
     parts = [title, findings.assess(chosen, search).to_markdown()]
-    parts += [_coverage(results, files, all_rows, view), _searched(view, unique, search)]
+    parts += [
+        _coverage(results, files, all_rows, view) + _skipped(read.skipped),
+        _searched(view, unique, search),
+    ]
     say("tables")
     parts += [_method_tables(view, out), _table1(view)]
     say("bootstrap intervals and the paper's numbers")
@@ -171,7 +174,7 @@ def _names(values: pd.Series) -> str:
 
 
 def _coverage(
-    results: str | Path, files: list[Path], all_rows: pd.DataFrame, view: pd.DataFrame
+    results: str | Path, files: list[str], all_rows: pd.DataFrame, view: pd.DataFrame
 ) -> str:
     """What the study covered, from each trial's last reported row."""
     last = all_rows.drop_duplicates(TRIAL_KEYS, keep="last")
@@ -189,6 +192,14 @@ def _coverage(
         + (f"{reached.min()}–{reached.max()}" if len(reached) else "none"),
     ]
     return "\n".join(lines) + "\n\n" + _failures(last)
+
+
+def _skipped(skipped: list[tuple[str, str]]) -> str:
+    """The files left out as unreadable or not results (study.results_files), one line each."""
+    if not skipped:
+        return ""
+    lines = [f"- `{f}`: {why}" for f, why in skipped]
+    return "\n\nFiles skipped (not results files of this schema):\n\n" + "\n".join(lines)
 
 
 def _failures(last: pd.DataFrame) -> str:

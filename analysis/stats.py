@@ -13,9 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from analysis.variants import BASELINE, get_metric
+from study.pareto import pareto_front  # the dilemma plot's front; lives below the study
 from study.results import STATUS_OK
+
+__all__ = ["bootstrap_ci", "diff_from_baseline", "marks", "paired_differences", "pareto_front"]
 
 PAIR_KEYS = ["dataset", "backbone", "seed"]
 BETTER, WORSE, BETTER_NOISY, WORSE_NOISY = "▲", "▼", "△", "▽"
@@ -66,12 +70,15 @@ def bootstrap_ci(
 def _percentile_interval(
     x: np.ndarray, rng: np.random.Generator, n_boot: int, level: float
 ) -> tuple[float, float]:
+    """scipy.stats.bootstrap's percentile interval of the mean. The rows are already paired
+    differences (variant − ERM per dataset, backbone and seed), so resampling them is the
+    paired bootstrap (scipy's `paired=True` on the two columns gives the same intervals)."""
     if len(x) < 2:
         return (np.nan, np.nan)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [tail, 1.0 - tail])
-    return (float(lo), float(hi))
+    ci = scipy.stats.bootstrap(
+        (x,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile", rng=rng
+    ).confidence_interval
+    return (float(ci.low), float(ci.high))
 
 
 def diff_from_baseline(
@@ -98,23 +105,3 @@ def marks(mean: pd.Series, lo: pd.Series, hi: pd.Series, metric: str) -> np.ndar
         [BETTER, BETTER_NOISY, WORSE, WORSE_NOISY],
         "",
     )
-
-
-def pareto_front(x: Sequence[float], y: Sequence[float]) -> np.ndarray:
-    """Mask of the points no other point dominates, maximising `x` and minimising `y`.
-
-    q dominates p when q.x ≥ p.x and q.y ≤ p.y, one strictly. Sorting by x (descending) gives
-    O(n log n): a point is on the front when it has the lowest y of its x and a lower y than
-    every point of strictly greater x. NaN points are never on the front.
-    """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    finite = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
-    order = finite[np.lexsort((y[finite], -x[finite]))]
-    xs, ys = x[order], y[order]
-    starts = np.r_[True, xs[1:] != xs[:-1]] if len(xs) else np.zeros(0, bool)
-    group = np.cumsum(starts) - 1
-    group_min = ys[starts]
-    before = np.r_[np.inf, np.minimum.accumulate(group_min)[:-1]] if len(xs) else group_min
-    mask = np.zeros(len(x), dtype=bool)
-    mask[order] = (ys == group_min[group]) & (ys < before[group])
-    return mask

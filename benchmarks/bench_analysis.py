@@ -15,6 +15,15 @@ best run is what counts (the machine is shared: wall time depends on the other j
 
 `--results DIR` keeps the generated results in DIR (and reuses them when DIR already holds
 results), so repeated benchmarks skip the generation.
+
+`--compare REF` measures instead, once each and in the same run (ratios, not seconds, are what
+carries over between machines): the report's scalar columns read by this loader, pyarrow.dataset,
+polars and DuckDB (those installed: the `bench` extra); `analysis report` with the analysis
+package of git revision REF (its loader: e.g. 65cd419, the hand-built reader on pyarrow's
+private ParquetReader) and with this one; then the results compacted (study.compact, on hard
+links of the files) and the load and the report on them.
+
+    .venv/bin/python benchmarks/bench_analysis.py --results DIR --compare 65cd419
 """
 
 from __future__ import annotations
@@ -32,7 +41,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from analysis import synthetic
+from study.compact import compact
 from study.results import SCHEMA
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DATASETS = ["svhn", "cifar10", "cifar100", "tiny_imagenet"]
 MODELS = [("resnet18", False), ("resnet50", False), ("resnet110", False), ("resnet152", False)]
@@ -88,20 +100,113 @@ def generate(directory: Path, trials: int, epochs: int, files: int = 0) -> tuple
     return written, len(frame)
 
 
-def run_report(results: Path, out: Path) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (user + system) and peak RSS bytes of one `analysis report`
-    child process, from its own resource usage."""
-    command = [sys.executable, "-m", "analysis", "report", str(results), "--out", str(out)]
+def run_child(
+    command: list[str], env: dict | None = None, cwd: Path | None = None
+) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS bytes of one child process, from
+    its own resource usage. `cwd` (default: the filesystem root) comes first in a `python -m`
+    child's path: never the repository unless asked."""
     with tempfile.TemporaryFile() as log:
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        child = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=cwd or "/"
+        )
         _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - start
         if os.waitstatus_to_exitcode(status):
             log.seek(0)
-            sys.stderr.write(log.read().decode())
-            raise SystemExit(f"analysis report failed with status {status}")
+            sys.stderr.write(log.read().decode()[-3000:])
+            raise SystemExit(f"{' '.join(command[:4])} failed with status {status}")
     return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024  # Linux: KiB
+
+
+def run_report(results: Path, out: Path, env: dict | None = None) -> tuple[float, float, int]:
+    """One `analysis report` child process (see run_child), of the analysis package first on
+    `env`'s PYTHONPATH (default: this one)."""
+    env = env or {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "analysis", "report", str(results), "--out", str(out)]
+    return run_child(command, env)
+
+
+# The scalar columns the report reads at every row (analysis/report.py), read by each engine.
+SCALARS = [
+    *["study", "trial_id", "dataset", "model", "method", "pretrained", "alpha", "margin"],
+    *["constraint", "seed", "epoch", "epochs", "status", "message", "test_acc", "test_nll"],
+    *["test_ece", "test_cal_ece", "test_opt_ece", "test_conf", "test_brier", "schema_version"],
+]
+ENGINES = {
+    "this loader (study.results_files.read)": "from study import results_files\n"
+    "n = len(results_files.read(D, C).table)",
+    "pyarrow.dataset": "import pyarrow.dataset as ds\n"
+    "n = ds.dataset(D, format='parquet').to_table(columns=C).num_rows",
+    "polars scan_parquet": "import polars as pl\n"
+    "n = pl.scan_parquet(D + '/*.parquet').select(C).collect().height",
+    "DuckDB read_parquet": "import duckdb\n"
+    "Q = ', '.join(chr(34) + c + chr(34) for c in C)\n"
+    "n = len(duckdb.sql(f\"select {Q} from read_parquet('{D}/*.parquet')\").fetch_arrow_table())",
+}
+
+
+def compare(results: Path, tmp: Path, old_ref: str) -> list[str]:
+    """In one run: the report's scalar columns by each engine; `analysis report` with the
+    analysis package of `old_ref` (its loader) and with this one; and the same on a compacted
+    copy of the results (hard links, so the originals stay). Returns the printed lines."""
+    lines = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    for name, code in ENGINES.items():
+        head = f"import sys\nD, C = sys.argv[1], {SCALARS!r}\n"
+        try:
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            wall, cpu, peak = run_child([sys.executable, "-c", head + code, str(results)], env)
+        except SystemExit as err:
+            say(f"engine {name}: not measured ({err})")
+            continue
+        say(f"engine {name}: {wall:.1f} s wall, {cpu:.1f} s CPU, {peak / 2**20:,.0f} MiB")
+    old = tmp / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "archive", old_ref, "analysis"], capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(old), str(ROOT)])}
+    runs = {"old": run_report(results, tmp / "out-old", env), "new": run_report(results, tmp / "o")}
+    for code, (wall, cpu, peak) in runs.items():
+        say(
+            f"report, {code} loader, per-trial files: {wall:.1f} s wall, {cpu:.1f} s CPU, "
+            f"{peak / 2**20:,.0f} MiB"
+        )
+    say(f"ratio new/old (wall): {runs['new'][0] / runs['old'][0]:.2f}")
+    packed = tmp / "compacted" / "results"
+    packed.mkdir(parents=True)
+    for f in results.glob("*.parquet"):
+        os.link(f, packed / f.name)
+    start = time.perf_counter()
+    compact(packed)
+    say(
+        f"compaction of {len(list(results.glob('*.parquet'))):,} files: "
+        f"{time.perf_counter() - start:.1f} s"
+    )
+    load = (
+        "import sys\nfrom analysis import read_results\nfrom analysis.report import "
+        "TABLE_COLUMNS, CURVE_COLUMNS\nread_results(sys.argv[1], columns=TABLE_COLUMNS, "
+        "every=CURVE_COLUMNS)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    timings = {
+        "load, per-trial files": run_child([sys.executable, "-c", load, str(results)], env),
+        "load, compacted": run_child([sys.executable, "-c", load, str(packed)], env),
+        "report, compacted": run_report(packed, tmp / "out-packed"),
+    }
+    for what, (wall, cpu, peak) in timings.items():
+        say(f"{what}: {wall:.1f} s wall, {cpu:.1f} s CPU, {peak / 2**20:,.0f} MiB")
+    ratio = timings["load, compacted"][0] / timings["load, per-trial files"][0]
+    say(
+        f"ratio compacted/per-trial files: load {ratio:.2f}, report "
+        f"{timings['report, compacted'][0] / runs['new'][0]:.2f}"
+    )
+    return lines
 
 
 def main() -> int:
@@ -113,7 +218,20 @@ def main() -> int:
     )
     p.add_argument("--results", type=Path, default=None, help="keep/reuse the results here")
     p.add_argument("--repeat", type=int, default=3, help="report runs; the best one counts")
+    p.add_argument(
+        "--compare",
+        metavar="REF",
+        help="instead: engines, the report with REF's analysis package (its loader) and with "
+        "this one, and compacted against not, in one run (e.g. --compare 65cd419)",
+    )
     args = p.parse_args()
+    if args.compare:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = (args.results or Path(tmp) / "results").resolve()
+            if not (results.is_dir() and any(results.glob("*.parquet"))):
+                generate(results, args.trials, args.epochs, args.files)
+            compare(results, Path(tmp), args.compare)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         results = args.results or Path(tmp) / "results"
         existing = list(results.glob("*.parquet")) if results.is_dir() else []

@@ -1,4 +1,4 @@
-"""`study run | trial | resume | validate` (DESIGN.md, "CLI").
+"""`study run | trial | resume | compact | validate` (DESIGN.md, "CLI").
 
 User errors (bad spec, unknown name, missing data, impossible resources) print one line on stderr
 and exit with status 2; nothing is started.
@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("--quiet", action="store_true", help="no progress bar")
     trial.set_defaults(func=_trial)
 
+    compact = sub.add_parser(
+        "compact", help="merge a study's per-trial results files into one (safe, idempotent)"
+    )
+    compact.add_argument("directory", help="study directory, its results/, or a URI (s3://…)")
+    compact.set_defaults(func=_compact)
+
     validate = sub.add_parser("validate", help="check a spec and print its search space")
     validate.add_argument("spec", type=Path)
     validate.set_defaults(func=_validate)
@@ -111,6 +117,10 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _trial(args: argparse.Namespace) -> int:
     return _lazy("study.debug", "trial_cli")(args)
+
+
+def _compact(args: argparse.Namespace) -> int:
+    return _lazy("study.compact", "compact_cli")(args)
 
 
 def _validate(args: argparse.Namespace) -> int:

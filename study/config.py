@@ -14,9 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A user error in a config or spec: the message is one line naming the valid choices."""
+from study.errors import ConfigError  # re-exported: `from study.config import ConfigError`
 
 
 @dataclass(frozen=True)

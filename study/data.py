@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from study.config import ConfigError, DataConfig
+from study.errors import ConfigError
 from study.registry import Registry
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import DataConfig
 
 CACHE_HOME = Path.home() / ".cache" / "mixup-calibration-study"
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from study.config import DataConfig
 from study.data import CACHE_HOME, DataError, DatasetSpec, RawData, register
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import DataConfig
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from typing import Generic, TypeVar
 
-from study.config import ConfigError
+from study.errors import ConfigError
 
 T = TypeVar("T")
 

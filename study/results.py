@@ -198,45 +198,7 @@ class ResultsWriter:
         crash, then replaced on resume), so the results hold exactly the study's trials."""
         known = {t.trial_id for t in trials}
         for path in self.directory.glob("*.parquet"):
-            if path.stem not in known:
+            if path.stem not in known and path.name != "compacted.parquet":  # study.compact
                 target = self.directory.parent / "orphaned_results" / path.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, target)
-
-
-SUMMARY_COLUMNS = ["method", "alpha", "margin", "trial_id", "epoch"]
-SUMMARY_METRICS = ["val_acc", "val_cal_ece", "test_acc", "test_cal_ece"]
-
-
-def summarize(directory: Path) -> str:
-    """A study's end: trials by final status; per method the trial with the best validation
-    accuracy and the one with the best validation calibrated ECE, with their test numbers;
-    and the accuracy–calibrated-ECE Pareto front on validation (the dilemma of Wang et al.,
-    CVPR 2023). Each trial counts with its last ok epoch."""
-    import pandas as pd
-
-    from analysis.stats import pareto_front
-
-    if not any(Path(directory).glob("*.parquet")):
-        return f"no results in {directory}"
-    df = pd.read_parquet(directory).sort_values(["trial_id", "epoch"])
-    final = df.groupby("trial_id")["status"].last().value_counts()
-    ok = df[df["status"] == STATUS_OK].groupby("trial_id").tail(1)
-    lines = [f"{final.sum()} trials: " + ", ".join(f"{n} {s}" for s, n in final.items())]
-    if ok.empty:
-        return lines[0]
-    show = SUMMARY_COLUMNS + SUMMARY_METRICS
-    best = {
-        "best validation accuracy per method": ok.groupby("method")["val_acc"].idxmax(),
-        "best validation calibrated ECE per method": ok.groupby("method")["val_cal_ece"].idxmin(),
-    }
-    front = ok[pareto_front(ok["val_acc"], ok["val_cal_ece"])]
-    tables = {
-        **{k: ok.loc[v, show] for k, v in best.items()},
-        "Pareto front (val_acc up, val_cal_ece down)": front.sort_values(
-            "val_acc", ascending=False
-        )[show],
-    }
-    for title, table in tables.items():
-        lines += ["", f"{title}:", table.to_string(index=False, float_format="{:.4f}".format)]
-    return "\n".join(lines)

@@ -31,9 +31,11 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from study import data as data_mod
+from study.compact import at_study_end
 from study.config import ConfigError
-from study.results import STATUS_OK, ResultsWriter, error_message, summarize
+from study.results import STATUS_OK, ResultsWriter, error_message
 from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec
+from study.summary import summarize
 from study.trial import run_trial
 
 STATE_FILE = "state.pt"
@@ -258,6 +260,7 @@ def run_study_cli(args: argparse.Namespace) -> int:
         if started:
             ray.shutdown()
     results = study_dir / "results"
+    print(at_study_end(results))  # one file instead of one per trial (study/compact.py)
     read = f"import pandas as pd; print(pd.read_parquet('{results}'))"
     print(f'{summarize(results)}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
     return 0

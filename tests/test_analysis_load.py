@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from analysis_fixtures import grid, write
 
-from analysis import aggregate, load, load_results, synthetic
-from analysis.load import ResultsError, read_results
+from analysis import aggregate, load_results, synthetic
+from analysis.load import TRIAL_KEYS, ResultsError, read_results
 from study.results import (
     COLUMN_NAMES,
     SCHEMA_VERSION,
@@ -117,36 +121,120 @@ def test_aggregate_mean_std_n_over_seeds(tmp_path):
     assert by_epoch.index.names[-1] == "epoch" and len(by_epoch) == 2
 
 
-def test_refuses_empty_missing_and_foreign(tmp_path):
+def test_refuses_empty_and_missing(tmp_path):
     with pytest.raises(ResultsError, match="no .parquet"):
         load_results(tmp_path)
     with pytest.raises(ResultsError, match="no such"):
         load_results(tmp_path / "nope")
-    pq.write_table(pa.table({"x": [1, 2]}), tmp_path / "foreign.parquet")
-    with pytest.raises(ResultsError, match="foreign.parquet.*no schema_version"):
+
+
+def _good(directory):
+    """Two trials, one file each, as a study writes them."""
+    rows = synthetic.epoch_rows(synthetic.trials(grid(["svhn"], ["resnet18"])[:2], 1), 3)
+    directory.mkdir(parents=True, exist_ok=True)
+    for trial_id, part in rows.groupby("trial_id"):
+        write_atomic(synthetic.to_arrow(part), directory / f"{trial_id}.parquet")
+    return rows
+
+
+def _bad_file(kind: str, path) -> str:
+    """Write a bad file of `kind` at `path`; the fragment its skip message must hold."""
+    good = synthetic.to_arrow(
+        synthetic.epoch_rows(synthetic.trials(grid(["svhn"], ["resnet18"])[2:3], 1), 3)
+    )
+    if kind == "truncated":
+        write_atomic(good, path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return "unreadable"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return "unreadable"
+    if kind == "foreign":
+        pq.write_table(pa.table({"x": [1, 2]}), path)
+        return "columns not in the results schema: x"
+    if kind == "foreign-with-version":
+        pq.write_table(pa.table({"name": ["a"], "schema_version": [SCHEMA_VERSION]}), path)
+        return "columns not in the results schema: name"
+    if kind == "keys-only":  # contract names, but not a results table: no trial_id
+        pq.write_table(pa.table({"study": ["s"], "epoch": [1], "schema_version": [1]}), path)
+        return "no trial_id, status column"
+    if kind == "newer":
+        table = good.set_column(
+            good.schema.get_field_index("schema_version"),
+            "schema_version",
+            pa.array([SCHEMA_VERSION + 1] * len(good)),
+        )
+        write_atomic(table, path)
+        return f"schema version {SCHEMA_VERSION + 1}"
+    assert kind == "types"
+    keys = {k: ["x"] for k in [*TRIAL_KEYS, "status"]}
+    pq.write_table(pa.table({**keys, "epoch": ["one"], "schema_version": [1]}), path)
+    return "column epoch is string, not int64"
+
+
+BAD = ["truncated", "empty", "foreign", "foreign-with-version", "keys-only", "newer", "types"]
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_a_bad_file_is_skipped_and_named_and_the_rest_used(tmp_path, caplog, kind):
+    rows = _good(tmp_path)
+    why = _bad_file(kind, tmp_path / "bad.parquet")
+    with caplog.at_level(logging.WARNING, logger="study.results"):
+        read = read_results(tmp_path, "all", columns=["test_acc"])
+    assert read.selected["test_acc"].tolist() == rows["test_acc"].tolist()
+    assert [f.endswith("bad.parquet") for f, _ in read.skipped] == [True]
+    assert why in read.skipped[0][1]
+    assert len(read.files) == 2 and not any(f.endswith("bad.parquet") for f in read.files)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "bad.parquet" in warned[0] and why in warned[0]
+
+
+def test_only_bad_files_are_refused_naming_one(tmp_path):
+    for kind in ("foreign", "empty"):
+        _bad_file(kind, tmp_path / f"{kind}.parquet")
+    with pytest.raises(ResultsError, match=r"empty.parquet is not a results file.*1 more"):
         load_results(tmp_path)
 
 
-def test_refuses_another_schema_version(tmp_path):
-    rows = synthetic.epoch_rows(synthetic.trials(grid(["svhn"], ["resnet18"])[:1], 1), 2)
-    rows["schema_version"] = SCHEMA_VERSION + 1
-    write_atomic(synthetic.to_arrow(rows), tmp_path / "new.parquet")
-    with pytest.raises(ResultsError, match=f"new.parquet.*schema version {SCHEMA_VERSION + 1}"):
-        load_results(tmp_path)
+def test_old_schema_files_read_with_missing_columns_null(tmp_path):
+    """A version-1 file (no `constraint`) and a version-2 file written before later columns
+    existed (here: no test_opt_ece and no bins) read beside a current one."""
+    mit = grid(["svhn"], ["resnet18"], [("mit_a", 1.0, 0.5)])
+    rows = synthetic.epoch_rows(synthetic.trials(mit, 3), 2).assign(constraint=True)
+    table = synthetic.to_arrow(rows)
+    by_trial = {t: table.filter(pc.equal(table["trial_id"], t)) for t in rows["trial_id"]}
+    old, early, now = by_trial.values()
+    old = old.drop_columns(["constraint"]).set_column(
+        old.schema.get_field_index("schema_version") - 1, "schema_version", pa.array([1, 1])
+    )
+    early = early.drop_columns(["test_opt_ece", *BINS])
+    for name, part in (("old", old), ("early", early), ("now", now)):
+        pq.write_table(part, tmp_path / f"{name}.parquet")
+    df = load_results(
+        tmp_path, columns=["constraint", "test_opt_ece", "test_acc", "schema_version", *BINS]
+    )
+    df = df.set_index(df["trial_id"].astype(str)).loc[list(by_trial)]  # old, early, now
+    assert df["constraint"].isna().tolist() == [True, False, False]
+    assert df["test_opt_ece"].isna().tolist() == [False, True, False]
+    assert [b is None for b in df["test_bin_count"]] == [False, True, False]
+    last = rows.groupby("trial_id").tail(1).set_index("trial_id")
+    assert df["test_acc"].tolist() == last.loc[list(by_trial), "test_acc"].tolist()
+    assert df["schema_version"].tolist() == [1, 2, 2]
 
 
-def test_refuses_wrong_column_types(tmp_path):
-    pq.write_table(pa.table({"epoch": ["one"], "schema_version": [1]}), tmp_path / "bad.parquet")
-    with pytest.raises(ResultsError, match="schema version"):
-        load_results(tmp_path)
+def test_study_directory_its_results_and_a_uri_read_the_same(tmp_path):
+    _good(tmp_path / "study" / "results")
+    want = load_results(tmp_path / "study" / "results")
+    for where in (tmp_path / "study", f"file://{tmp_path}/study/results", str(tmp_path / "study")):
+        pd.testing.assert_frame_equal(load_results(where), want)
 
 
 def test_duplicate_epoch_rows_count_once(tmp_path):
     rows = synthetic.epoch_rows(synthetic.trials(grid(["svhn"], ["resnet18"])[:1], 1), 2)
     write_atomic(synthetic.to_arrow(rows), tmp_path / "a.parquet")
-    write_atomic(synthetic.to_arrow(rows), tmp_path / "b.parquet")
-    assert len(load_results(tmp_path, "all")) == 2
-    assert isinstance(load_results(tmp_path), pd.DataFrame)
+    write_atomic(synthetic.to_arrow(rows.assign(test_acc=0.5)), tmp_path / "b.parquet")
+    every = load_results(tmp_path, "all")
+    assert every["epoch"].tolist() == [1, 2] and (every["test_acc"] == 0.5).all()  # b's rows
 
 
 # A study writes one small file per trial; the loader takes what it can from the footers'
@@ -211,6 +299,15 @@ def test_one_file_per_trial_reads_as_one_file(tmp_path, one_file, options):
         _assert_same(_frames(tmp_path, best_by=best_by), frames)
 
 
+def test_bins_read_in_batches_of_files_give_the_same_frames(tmp_path, one_file, monkeypatch):
+    from study import results_files
+
+    monkeypatch.setattr(results_files, "BATCH_FILES", 5)  # 12 files: batches of 5, 5 and 2
+    _write_per_trial(_rows(), tmp_path)
+    for best_by, frames in one_file.items():
+        _assert_same(_frames(tmp_path, best_by=best_by), frames)
+
+
 def test_threads_give_the_same_frames(tmp_path, one_file):
     _write_per_trial(_rows(), tmp_path)
     for threads in (1, 3):
@@ -251,7 +348,7 @@ def test_float_statistics_are_not_trusted(tmp_path):
     assert np.isnan(df["alpha"].iloc[0]) and df["alpha"].iloc[1] == 1.0
 
 
-def test_a_trial_spread_over_files_gets_the_bins_of_its_chosen_row(tmp_path, monkeypatch):
+def test_a_trial_spread_over_files_gets_the_bins_of_its_chosen_row(tmp_path):
     """a.parquet has epochs 1–3 (best: 2); b.parquet reports epoch 2 again, worse. The chosen
     epoch is then 3, whose bins a.parquet's own choice (epoch 2) did not keep."""
     rows = synthetic.epoch_rows(synthetic.trials(grid(["svhn"], ["resnet18"])[:1], 1), 3)
@@ -261,13 +358,21 @@ def test_a_trial_spread_over_files_gets_the_bins_of_its_chosen_row(tmp_path, mon
     )
     write_atomic(synthetic.to_arrow(rows), tmp_path / "a.parquet")
     write_atomic(synthetic.to_arrow(again), tmp_path / "b.parquet")
-    again_read = []
-    read_at = load._read_at
-    monkeypatch.setattr(load, "_read_at", lambda *a: again_read.append(a[3]) or read_at(*a))
     best = load_results(tmp_path, "best", columns=BINS)
-    assert [list(rows) for rows in again_read] == [[2]]  # a.parquet's last row, read again
     assert best["epoch"].tolist() == [3]
     assert np.array_equal(best["test_bin_count"].iloc[0], rows["test_bin_count"].iloc[2])
     every = load_results(tmp_path, "all", columns=BINS)
     assert every["epoch"].tolist() == [1, 2, 3]  # epoch 2 from b.parquet: its last report
     assert np.array_equal(every["test_bin_count"].iloc[1], rows["test_bin_count"].iloc[0])
+
+
+def test_report_of_a_study_directory_lists_the_skipped_file(tmp_path, capsys):
+    from analysis.cli import main
+
+    _good(tmp_path / "study" / "results")
+    (tmp_path / "study" / "results" / "zero.parquet").write_bytes(b"")
+    assert main(["report", str(tmp_path / "study")]) == 0
+    report = capsys.readouterr().out.strip()
+    assert report == str(tmp_path / "study" / "report" / "report.md")
+    text = Path(report).read_text()
+    assert "Files skipped" in text and "zero.parquet`: unreadable" in text

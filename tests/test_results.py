@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from study.config import TrialConfig
-from study.results import COLUMN_NAMES, SCHEMA_VERSION, ResultsWriter, summarize, trial_columns
+from study.results import COLUMN_NAMES, SCHEMA_VERSION, ResultsWriter, trial_columns
 from study.spec import parse_spec
+from study.summary import summarize
 
 SPEC = parse_spec(
     {

@@ -89,6 +89,9 @@ def test_tiny_study_writes_every_row_of_the_contract(tmp_path, capsys):
     assert df[["val_acc", "val_cal_ece", "test_acc", "test_cal_ece"]].notna().all().all()
     out = capsys.readouterr().out
     assert "best validation accuracy per method" in out and "Pareto front" in out
+    results = tmp_path / "studies" / "tiny" / "results"  # compacted at the end (study.compact)
+    assert [p.name for p in results.iterdir()] == ["compacted.parquet"], out
+    assert "compacted 4 files (8 rows)" in out
 
 
 def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):

@@ -11,13 +11,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
 
-from study.config import ConfigError, MethodConfig
+from study.errors import ConfigError
 from study.registry import Registry
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import MethodConfig
 
 DEFAULT_ALPHA = 1.0  # mixup(1.0) of Tables 4/5 when a spec gives no α
 DEFAULT_MARGIN = 0.5  # "Δλ > ½", MIT's setting in Tables 4/5

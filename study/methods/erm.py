@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.config import MethodConfig
 from study.methods import MethodContext, MethodEntry, Stateless, register
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import MethodConfig
 
 
 class ERM(Stateless):

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.config import MethodConfig
 from study.methods import MethodContext, MethodEntry, register
 from study.methods.mixing import MixRNG, decouple, mix, sample_mit_pair
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import MethodConfig
 
 
 @dataclass

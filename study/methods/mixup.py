@@ -12,14 +12,17 @@ A mixed target's soft-label cross-entropy equals λ·CE(·, y_i) + (1−λ)·CE(
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.config import MethodConfig
 from study.methods import MethodContext, MethodEntry, Stateless, register
 from study.methods.mixing import MixRNG, fold_up, mean_folded, mix
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import MethodConfig
 
 
 @dataclass

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from study.config import ConfigError, ModelConfig
+from study.errors import ConfigError
 from study.registry import Registry
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import ModelConfig
 
 
 class Staged(nn.Module):

@@ -7,12 +7,16 @@ work) and a linear head. ResNet-18 with 10 classes and width 64 has 11,173,962 p
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.config import ModelConfig
 from study.models import Staged, register
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import ModelConfig
 
 
 def _shortcut(in_planes: int, out_planes: int, stride: int) -> nn.Module:

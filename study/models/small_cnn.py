@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import nn
 
-from study.config import ModelConfig
 from study.models import Staged, register
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import ModelConfig
 
 
 def _conv(cin: int, cout: int) -> nn.Sequential:

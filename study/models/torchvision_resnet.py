@@ -9,12 +9,16 @@ them is a clear user error naming the file to place there.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from study.config import ConfigError, ModelConfig
+from study.errors import ConfigError
 from study.models import Staged, register
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import ModelConfig
 
 WEIGHTS = {
     "tv_resnet18": "ResNet18_Weights",

@@ -1,0 +1,7 @@
+"""The user-error type of configs and specs, below everything that raises it: the registries
+(datasets, models, methods) and study.config both import it from here, so neither imports the
+other to raise one (study.config re-exports it)."""
+
+
+class ConfigError(ValueError):
+    """A user error in a config or spec: the message is one line naming the valid choices."""

@@ -1,0 +1,322 @@
+"""Reading results files robustly, for the study's end summary and for analysis alike.
+
+Where the results are: a study directory (its `results/`), a results directory, or one file, on
+a local path or any URI pyarrow's filesystems open (`s3://…`, `gs://…`, `file://…`: see
+`pyarrow.fs.FileSystem.from_uri`). A results directory holds one `<trial_id>.parquet` per trial
+while a study runs and, once compacted (study.compact), `compacted.parquet`: it is read first,
+so a per-trial file written later wins for the (trial, epoch) rows both hold.
+
+Which files are results: a table is taken only if its columns are columns of
+`study.results.SCHEMA`, it has the key columns (study, trial_id, epoch, status,
+schema_version), every column casts to the schema's type, and its schema version is one this
+code reads (1 to SCHEMA_VERSION). A file that cannot be read (truncated, empty) or is not
+results (foreign, another schema) is skipped and named — one warning line each on the
+"study.results" logger, and in `Read.skipped` — and every good file is used. Columns a file
+lacks (written before the schema had them) come back null.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from study.results import COLUMNS, SCHEMA_VERSION
+
+TYPES = {name: dtype for name, dtype, _ in COLUMNS}
+
+COMPACTED = "compacted.parquet"  # a results directory's merged file (study.compact)
+KEYS = ("study", "trial_id", "epoch", "status", "schema_version")  # every results file has them
+WHOLE_FILE = 4 * 1024**2  # a file up to this size is fetched in one read (a trial's: ~130 KB)
+log = logging.getLogger("study.results")
+
+
+class ResultsError(ValueError):
+    """The path holds no results: a user error, reported in one line."""
+
+
+@dataclass
+class Read:
+    """What `read` got: the rows of the good files (in file order), and the files skipped."""
+
+    table: pa.Table
+    files: list[str]  # the files read, in order
+    counts: np.ndarray  # rows per file read
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    fs: pafs.FileSystem = field(default_factory=pafs.LocalFileSystem)
+
+
+def locate(path: str | os.PathLike) -> tuple[pafs.FileSystem, list[str]]:
+    """The filesystem and the results files under `path`: the compacted file first, then the
+    per-trial files by name; hidden (`.`, `_`) names and subdirectories are not read."""
+    text = os.fspath(path)
+    if "://" in text:
+        fs, where = pafs.FileSystem.from_uri(text)
+    else:
+        fs, where = pafs.LocalFileSystem(), os.path.abspath(text)
+    info = fs.get_file_info(where)
+    if info.type == pafs.FileType.File:
+        return fs, [where]
+    if info.type != pafs.FileType.Directory:
+        raise ResultsError(f"no results at {text}: no such file or directory")
+    inner = f"{where.rstrip('/')}/results"
+    if fs.get_file_info(inner).type == pafs.FileType.Directory:
+        where = inner  # a study directory
+    found = fs.get_file_info(pafs.FileSelector(where))
+    names = sorted(
+        i.base_name
+        for i in found
+        if i.type == pafs.FileType.File
+        and i.base_name.endswith(".parquet")
+        and not i.base_name.startswith((".", "_"))
+    )
+    names.sort(key=lambda n: n != COMPACTED)  # stable: the rest stay by name
+    if not names:
+        raise ResultsError(f"no results in {text}: it holds no .parquet files")
+    return fs, [f"{where.rstrip('/')}/{n}" for n in names]
+
+
+def not_results(schema: pa.Schema) -> str | None:
+    """Why a table of `schema` is not results (None: it is); cached per schema (the files of a
+    study share one)."""
+    key = schema.to_string(show_schema_metadata=False)
+    if key not in _CHECKED:
+        _CHECKED[key] = _why_not(schema)
+    return _CHECKED[key]
+
+
+_CHECKED: dict[str, str | None] = {}
+
+
+def _why_not(schema: pa.Schema) -> str | None:
+    foreign = [n for n in schema.names if n not in TYPES]
+    if foreign:
+        return f"columns not in the results schema: {', '.join(foreign[:3])}"
+    missing = [k for k in KEYS if k not in schema.names]
+    if missing:
+        return f"no {', '.join(missing)} column"
+    for f in schema:
+        if _kind(f.type) != _kind(TYPES[f.name]):
+            return f"column {f.name} is {f.type}, not {TYPES[f.name]}"
+    return None
+
+
+def _kind(t: pa.DataType) -> str:
+    """The family a type casts within without loss of meaning (int32 → int64, large strings
+    and dictionaries → strings, float32 → float64, large lists → lists)."""
+    if pa.types.is_dictionary(t):
+        return _kind(t.value_type)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return "list<" + _kind(t.value_type) + ">"
+    for name in ("boolean", "integer", "floating", "string", "large_string"):
+        if getattr(pa.types, f"is_{name}")(t):
+            return "string" if name == "large_string" else name
+    return str(t)
+
+
+def conform(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """`columns` of a results table in the schema's types; absent ones as nulls."""
+    want = _schema(tuple(columns))
+    n, names = len(table), table.column_names
+    if set(columns) <= set(names) and table.select(list(columns)).schema.equals(want):
+        return table.select(list(columns))
+    got = [table[c].cast(TYPES[c]) if c in names else pa.nulls(n, TYPES[c]) for c in columns]
+    return pa.Table.from_arrays(got, schema=want)
+
+
+@functools.lru_cache(maxsize=64)
+def _schema(columns: tuple[str, ...]) -> pa.Schema:
+    return pa.schema([pa.field(c, TYPES[c]) for c in columns])
+
+
+def open_file(fs: pafs.FileSystem, path: str) -> pq.ParquetFile:
+    """A Parquet file; a small one (a trial's) fetched whole, in one read."""
+    source = fs.open_input_file(path)
+    if source.size() <= WHOLE_FILE:
+        with source:
+            source = pa.BufferReader(source.read())
+    return pq.ParquetFile(source)
+
+
+def read_one(
+    fs: pafs.FileSystem, path: str, columns: Sequence[str], rows: np.ndarray | None = None
+) -> pa.Table:
+    """`columns` of one results file (at its rows `rows`, ascending, reading only the row
+    groups holding them; default every row), conformed; ValueError saying why when it is not
+    a results file this code reads."""
+    try:
+        file = open_file(fs, path)
+        schema = file.schema_arrow
+        why = not_results(schema)
+        if why:
+            raise ValueError(why)
+        wanted = {*columns, "schema_version"}
+        present = [c for c in schema.names if c in wanted]
+        if rows is None:
+            table = file.read(columns=present, use_threads=file.metadata.num_row_groups > 1)
+        else:
+            meta = file.metadata
+            sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+            first = np.cumsum(sizes) - sizes
+            group_of = np.searchsorted(first, rows, side="right") - 1
+            parts = [  # a row group at a time: a compacted file's bins never all at once
+                file.read_row_group(int(g), columns=present, use_threads=False).take(
+                    pa.array(rows[group_of == g] - first[g])
+                )
+                for g in np.unique(group_of)
+            ]
+            table = pa.concat_tables(parts) if parts else file.schema_arrow.empty_table()
+    except (pa.ArrowException, OSError) as err:
+        raise ValueError("unreadable: " + (str(err).strip().splitlines() or ["?"])[0]) from err
+    versions = pc.unique(table["schema_version"]).to_pylist()
+    bad = [v for v in versions if v is None or not 1 <= v <= SCHEMA_VERSION]
+    if bad:
+        raise ValueError(f"schema version {bad[0]} (this code reads 1 to {SCHEMA_VERSION})")
+    return conform(table, columns)
+
+
+def read(
+    path: str | os.PathLike,
+    columns: Sequence[str],
+    threads: int | None = None,
+) -> Read:
+    """`columns` of every good results file under `path`, in file order, in the schema's types
+    (nulls where a file lacks a column); bad files skipped, named and logged. ResultsError when
+    no file is good."""
+    fs, files = locate(path)
+    local = isinstance(fs, pafs.LocalFileSystem) and len(files) > 1
+    bulk = _bulk(files, columns) if local else None
+    if bulk is not None:
+        return Read(bulk[0], files, bulk[1], [], fs)
+    threads = max(1, threads or min(8, os.cpu_count() or 1))
+
+    def one(f: str) -> pa.Table | str:
+        try:
+            return read_one(fs, f, columns)
+        except ValueError as err:
+            return str(err)
+
+    if threads == 1 or len(files) == 1:
+        got = [one(f) for f in files]
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            got = list(pool.map(one, files, chunksize=64))
+    skipped = [(f, why) for f, why in zip(files, got, strict=True) if isinstance(why, str)]
+    for f, why in skipped:
+        log.warning("skipping %s: not a results file (%s)", f, why)
+    good = [(f, t) for f, t in zip(files, got, strict=True) if not isinstance(t, str)]
+    if not good:
+        name, why = Path(skipped[0][0]).name, skipped[0][1]
+        more = f"; and {len(skipped) - 1} more files" if len(skipped) > 1 else ""
+        raise ResultsError(f"no results in {path}: {name} is not a results file ({why}){more}")
+    tables = [t for _, t in good]
+    table = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
+    counts = np.array([len(t) for t in tables], dtype=np.int64)
+    return Read(table, [f for f, _ in good], counts, skipped, fs)
+
+
+# The fast path for many local files (a study's per-trial files): one polars scan of them all,
+# in Rust threads, checked afterwards. Any doubt (a file polars cannot read or cast, a null key,
+# another schema version) sends every file down the careful path above, which names the bad.
+FILE, ROW = "__file", "__row"
+BATCH_FILES = 500  # per-trial files per polars scan of the bins (~70 MB of decoded bins)
+
+
+def _polars_scan(files: list[str], **options):
+    import polars as pl
+
+    schema = pl.from_arrow(pa.schema([pa.field(c, t) for c, t in TYPES.items()]).empty_table())
+    cast = pl.ScanCastOptions(
+        integer_cast="upcast", float_cast="upcast", categorical_to_string="allow"
+    )
+    return pl.scan_parquet(
+        files,
+        schema=schema.schema,
+        missing_columns="insert",
+        extra_columns="raise",
+        cast_options=cast,
+        glob=False,
+        **options,
+    )
+
+
+def _bulk(files: list[str], columns: Sequence[str]) -> tuple[pa.Table, np.ndarray] | None:
+    """`columns` of `files` and the rows per file, by polars; None when not installed or when a
+    file needs the careful path."""
+    try:
+        wanted = [*dict.fromkeys([*columns, *KEYS])]
+        df = _polars_scan(files, include_file_paths=FILE).select([*wanted, FILE]).collect()
+    except ImportError:
+        return None
+    except Exception:  # polars' own errors for a file it cannot read or cast
+        return None
+    version = df["schema_version"]
+    if any(df[k].null_count() for k in KEYS) or not version.is_between(1, SCHEMA_VERSION).all():
+        return None
+    per_file = dict(df.group_by(FILE, maintain_order=True).len().iter_rows())
+    counts = np.array([per_file.get(f, 0) for f in files], dtype=np.int64)
+    table = df.select(list(columns)).to_arrow()
+    del df
+    return conform(table, columns), counts
+
+
+def _bulk_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table | None:
+    """`columns` at `rows` (ascending) by polars scans of BATCH_FILES files at a time (the
+    bins of a batch are decoded whole: the batches bound the memory), None as in `_bulk`."""
+    try:
+        import polars as pl
+    except ImportError:
+        return None
+    starts = np.cumsum(read.counts) - read.counts
+    file_of = np.searchsorted(starts, rows, side="right") - 1
+    parts = []
+    for first in range(0, len(read.files), BATCH_FILES):
+        last = min(first + BATCH_FILES, len(read.files))
+        inside = rows[(file_of >= first) & (file_of < last)] - starts[first]
+        if not len(inside):
+            continue
+        try:
+            scan = _polars_scan(read.files[first:last], row_index_name=ROW)
+            wanted = pl.col(ROW).is_in(pl.Series(inside, dtype=pl.UInt32).implode())
+            df = scan.filter(wanted).select([ROW, *columns]).collect()
+        except Exception:  # a file changed since: the careful path says which
+            return None
+        if not np.array_equal(df[ROW].to_numpy(), inside):
+            return None
+        parts.append(conform(df.select(list(columns)).to_arrow(), columns))
+    return pa.concat_tables(parts).combine_chunks() if parts else None
+
+
+def read_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
+    """`columns` at the row positions `rows` of a `read` (over its files in order), reading
+    only the files — and in a large file only the row groups — that hold them."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if isinstance(read.fs, pafs.LocalFileSystem) and len(read.files) > 1:
+        order = np.argsort(rows, kind="stable")
+        got = _bulk_rows(read, columns, rows[order])
+        if got is not None:
+            return got.take(pa.array(np.argsort(order)))
+    starts = np.cumsum(read.counts) - read.counts
+    file_of = np.searchsorted(starts, rows, side="right") - 1
+    order = np.argsort(rows, kind="stable")
+    sorted_file = file_of[order]
+
+    def one(f: int) -> pa.Table:
+        local = rows[order][sorted_file == f] - starts[f]
+        return read_one(read.fs, read.files[f], columns, local)
+
+    empty = pa.schema([pa.field(c, TYPES[c]) for c in columns]).empty_table()
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        parts = [empty, *pool.map(one, np.unique(file_of), chunksize=64)]
+    table = pa.concat_tables(parts).combine_chunks()
+    return table.take(pa.array(np.argsort(order)))

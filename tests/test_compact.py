@@ -1,0 +1,201 @@
+"""study.compact: per-trial results merged into one file without ever losing a row; and the
+study's end summary skipping bad files (study.summary)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from analysis_fixtures import grid
+
+from analysis import load_results, synthetic
+from study import compact, results_files
+from study.cli import main as study_main
+from study.results import SCHEMA, write_atomic
+from study.summary import summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _study(directory: Path, trials: int = 6, epochs: int = 4) -> pa.Table:
+    """A study's results/ as a study leaves them: one file per trial; returns all rows."""
+    frame = synthetic.trials(grid(["svhn"], ["resnet18"]), seeds=max(1, trials // 6))[:trials]
+    rows = synthetic.epoch_rows(frame, epochs, noise=0.02, seed=1)
+    rows = synthetic.fail_trials(rows, [frame["trial_id"].iloc[1]], "diverged", "nan", epoch=2)
+    rows["test_nll"] = rows["test_nll"].where(rows["epoch"] != 1, np.nan)  # NaN == NaN here
+    bins = list(rows["test_bin_acc"])
+    rows["test_bin_acc"] = [np.r_[np.nan, b[1:]] if i == 0 else b for i, b in enumerate(bins)]
+    results = directory / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    for trial_id, part in rows.groupby("trial_id"):
+        write_atomic(synthetic.to_arrow(part), results / f"{trial_id}.parquet")
+    return synthetic.to_arrow(rows)
+
+
+def _all_rows(path) -> pa.Table:
+    """Every row and column the loader gives, in a canonical order."""
+    df = load_results(path, "all").drop(columns=["variant", "backbone"])
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return table.cast(SCHEMA).sort_by([("trial_id", "ascending"), ("epoch", "ascending")])
+
+
+def _canonical(table: pa.Table) -> pa.Table:
+    return table.sort_by([("trial_id", "ascending"), ("epoch", "ascending")])
+
+
+def test_round_trip_every_row_and_column(tmp_path):
+    rows = _study(tmp_path)
+    before = _all_rows(tmp_path)
+    done = compact.compact(tmp_path)
+    results = tmp_path / "results"
+    assert [p.name for p in results.iterdir()] == ["compacted.parquet"]
+    assert done.rows == len(rows) and done.removed == 6
+    file = pq.ParquetFile(results / "compacted.parquet")
+    assert compact._same(_canonical(file.read()), _canonical(rows))  # every row and column
+    assert not compact._same(file.read().slice(1), rows.slice(1, len(rows) - 2))
+    assert _all_rows(tmp_path).equals(before)
+    groups = {  # row groups hold whole trials
+        tuple(file.read_row_group(g, columns=["trial_id"])["trial_id"].unique().to_pylist())
+        for g in range(file.num_row_groups)
+    }
+    assert sum(len(g) for g in groups) == 6
+
+
+def test_row_groups_never_split_a_trial(tmp_path, monkeypatch):
+    _study(tmp_path)
+    monkeypatch.setattr(compact, "ROW_GROUP_ROWS", 1)  # one trial per group
+    compact.compact(tmp_path)
+    file = pq.ParquetFile(tmp_path / "results" / "compacted.parquet")
+    per_group = [file.read_row_group(g)["trial_id"].unique() for g in range(file.num_row_groups)]
+    assert [len(t) for t in per_group] == [1] * 6
+
+
+def test_idempotent_and_merges_later_files(tmp_path):
+    _study(tmp_path)
+    compact.compact(tmp_path)
+    target = tmp_path / "results" / "compacted.parquet"
+    first = pq.read_table(target)
+    again = compact.compact(tmp_path)
+    assert again.removed == 0 and pq.read_table(target).equals(first)
+    # a trial resumed after compaction reports epoch 4 again, changed, and an epoch 5
+    trial = first.filter(pa.compute.equal(first["trial_id"], "t000000"))
+    later = trial.slice(3, 1).to_pandas().assign(test_acc=0.123)
+    later = pd.concat([later, later.assign(epoch=5)], ignore_index=True)
+    write_atomic(pa.Table.from_pandas(later, schema=SCHEMA), tmp_path / "results" / "t.parquet")
+    mixed = load_results(tmp_path, "all").set_index(["trial_id", "epoch"])
+    assert mixed.loc[("t000000", 4), "test_acc"] == 0.123  # the live file wins
+    assert len(mixed) == len(first) + 1
+    compact.compact(tmp_path)
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["compacted.parquet"]
+    after = load_results(tmp_path, "all").set_index(["trial_id", "epoch"])
+    assert after.loc[("t000000", 4), "test_acc"] == 0.123 and len(after) == len(mixed)
+
+
+def test_bad_files_stay_and_are_named(tmp_path, capsys):
+    _study(tmp_path)
+    (tmp_path / "results" / "zero.parquet").write_bytes(b"")
+    assert study_main(["compact", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "left" in out and "zero.parquet" in out
+    assert (tmp_path / "results" / "zero.parquet").exists()
+    assert study_main(["compact", str(tmp_path / "nothing")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_a_failed_check_removes_nothing(tmp_path, monkeypatch):
+    _study(tmp_path)
+    files = sorted((tmp_path / "results").iterdir())
+    real = compact._merge
+    monkeypatch.setattr(compact, "_merge", lambda t: real(t).slice(1))  # one row lost
+    with pytest.raises(RuntimeError, match="missing"):
+        compact.compact(tmp_path)
+    assert sorted((tmp_path / "results").iterdir()) == files  # no temporary file either
+
+
+KILLER = """
+import os, sys, time
+from study import compact
+stage = sys.argv[2]
+real_remove = compact._remove
+def write(fs, table, path):  # the temporary file half written
+    with open(path, "wb") as f:
+        f.write(b"PAR1" + os.urandom(1000))
+    print("writing", flush=True); time.sleep(60)
+def remove(fs, path):  # after the first removal
+    real_remove(fs, path)
+    print("removing", flush=True); time.sleep(60)
+if stage == "write":
+    compact._write = write
+else:
+    compact._remove = remove
+compact.compact(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("stage", ["write", "remove"])
+def test_killed_midway_loses_nothing_and_a_rerun_finishes(tmp_path, stage):
+    rows = _study(tmp_path)
+    before = _all_rows(tmp_path)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLER), str(tmp_path), stage],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == ("writing" if stage == "write" else "removing")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    names = [p.name for p in (tmp_path / "results").iterdir()]
+    assert ("compacted.parquet" in names) == (stage == "remove")
+    assert _all_rows(tmp_path).equals(before)  # nothing lost, nothing doubled
+    compact.compact(tmp_path)
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["compacted.parquet"]
+    assert _all_rows(tmp_path).equals(before)
+    assert len(before) == len(rows)
+
+
+def test_compaction_through_a_filesystem_uri(tmp_path):
+    _study(tmp_path)
+    before = _all_rows(tmp_path)
+    compact.compact(f"file://{tmp_path}")
+    assert _all_rows(f"file://{tmp_path}/results").equals(before)
+
+
+def test_summary_skips_and_names_bad_files(tmp_path):
+    _study(tmp_path)
+    results = tmp_path / "results"
+    pq.write_table(pa.table({"x": [1], "schema_version": [2]}), results / "foreign.parquet")
+    (results / "zero.parquet").write_bytes(b"")
+    text = summarize(results)
+    head = text.split("\n\n")[0].splitlines()
+    assert head[0] == "6 trials: 5 ok, 1 diverged"
+    assert sorted(line.split(":")[0] for line in head[1:]) == [
+        f"skipped {results / 'foreign.parquet'}",
+        f"skipped {results / 'zero.parquet'}",
+    ]
+    assert "Pareto front" in text
+    compact.compact(tmp_path)
+    assert summarize(tmp_path).split("\n\n")[1:] == text.split("\n\n")[1:]
+
+
+def test_reads_stay_in_the_results_directory(tmp_path):
+    """Hidden files, a compaction's temporary file and subdirectories are never read."""
+    _study(tmp_path)
+    results = tmp_path / "results"
+    (results / "sub").mkdir()
+    write_atomic(pq.read_table(next(results.glob("t*.parquet"))), results / "sub" / "x.parquet")
+    (results / f"{compact.TMP_PREFIX}dead.parquet").write_bytes(b"PAR1")
+    fs, files = results_files.locate(tmp_path)
+    assert len(files) == 6 and all("/sub/" not in f and "/." not in f for f in files)
