@@ -43,16 +43,26 @@ def server(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iter
 
 
 def pids_with(marker: str) -> list[int]:
-    """PIDs of this machine's processes whose command line contains `marker`."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if marker.encode() in f.read():
-                    out.append(int(entry))
-    return out
+    """PIDs of this machine's processes whose command line contains `marker`, or that hold a
+    file under it open (Ray's agents rename themselves, e.g. "ray::DashboardAgent", but keep
+    their log files in the temp dir open)."""
+    return [
+        int(e)
+        for e in os.listdir("/proc")
+        if e.isdigit() and int(e) != os.getpid() and _marked(e, marker)
+    ]
+
+
+def _marked(pid: str, marker: str) -> bool:
+    with contextlib.suppress(OSError):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if marker.encode() in f.read():
+                return True
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(marker.rstrip("/") + "/"):
+                    return True
+    return False
 
 
 def kill_marked(marker: str, seconds: float = 30) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,3 +65,13 @@ def check(cfg: ModelConfig) -> None:
 def build(cfg: ModelConfig, num_classes: int, in_channels: int) -> Staged:
     check(cfg)
     return get(cfg.name).build(cfg, num_classes, in_channels)
+
+
+def compile_stages(model: Staged, **options: Any) -> None:
+    """`torch.compile` every stage in place (`nn.Module.compile`: same module, same state_dict
+    keys, so checkpoints are unchanged). Per stage, not the whole model, because MIT-A calls the
+    stages one by one (mixing between them) and ERM/mixup call the model: both run compiled code.
+    λ is applied by the methods outside the stages, so a new λ never triggers a recompile
+    (benchmarks/bench_compile.py counts them). `options` go to torch.compile."""
+    for stage in model.stages:
+        stage.compile(**options)
