@@ -41,7 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a study on Ray Tune (a local Ray instance by default)")
     run.add_argument("spec", type=Path, help="study spec (YAML, see search_spaces/)")
     run.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT")
-    run.add_argument("--storage", type=Path, help="results root (default: ./studies)")
+    run.add_argument(
+        "--storage",
+        help="where studies live: a directory or a URI such as s3://bucket/prefix, gs://, abfs://, "
+        "hdfs://, file:// (every node must reach it; default: ./studies)",
+    )
     run.add_argument("--name", help="study name (default: the spec's name)")
     run.add_argument("--resume", action="store_true", help="continue a stopped or crashed study")
     run.add_argument(

@@ -74,6 +74,8 @@ class RuntimeConfig:
     # code runs fp32; under bf16 the logits themselves are bf16-computed, then cast to fp32)
     channels_last: bool = True  # channels_last memory format (faster on CUDA and on CPU)
     threads: int | None = None  # torch CPU threads; None: leave torch's default
+    compile: bool = False  # torch.compile each model stage (study.models.compile_stages); the
+    # mixing coefficients stay outside the compiled graphs, so a new λ never recompiles
 
 
 @dataclass(frozen=True)

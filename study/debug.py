@@ -49,7 +49,7 @@ def trial_cli(args: argparse.Namespace) -> int:
     rows = TrialRows(args.results / f"{trial_id}.parquet") if args.results else None
 
     def on_epoch(row: dict[str, Any], state_fn) -> None:
-        row = {**row, "study": "trial", "trial_id": trial_id, "node_id": ""}
+        row = {**row, "study": "trial", "trial_id": trial_id, "node_id": "", "gpu_ids": ""}
         if rows is not None:
             rows.put(row)
         print(LINE.format(**row) if row["status"] == "ok" else row["message"], flush=True)

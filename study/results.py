@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 # 1: v0.1. 2: + constraint; + test_ace/test_cw_ece/test_smece and their after-TS twins (issue
-# "beyond the paper"); `dataset` holds `dataset.label` when one is set. Files of version 1 still
-# read (the new columns come back null).
+# "beyond the paper"); + gpu_ids (issue 8); `dataset` holds `dataset.label` when one is set.
+# Files of version 1 still read (the new columns come back null).
 SCHEMA_VERSION = 2
 
 STATUS_OK, STATUS_DIVERGED, STATUS_ERROR = "ok", "diverged", "error"
@@ -73,6 +74,7 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("device", pa.string(), "torch device"),
     ("hostname", pa.string(), "host that ran the epoch"),
     ("node_id", pa.string(), "Ray node id; empty outside Ray"),
+    ("gpu_ids", pa.string(), "GPU ids Ray assigned the trial (comma-separated); empty if none"),
     ("config_json", pa.string(), "the full TrialConfig as JSON"),
     ("schema_version", pa.int64(), "version of this schema"),
 ]
@@ -91,8 +93,13 @@ def to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     )
 
 
-def write_atomic(table: pa.Table, path: Path) -> None:
-    """Write `table` to `path` via a temporary file in the same directory and a rename."""
+def write_atomic(table: pa.Table, path: Path, filesystem: pafs.FileSystem | None = None) -> None:
+    """Write `table` to `path` via a temporary file in the same directory and a rename; on a
+    remote `filesystem` (study.storage: S3 and the like) with one upload, which an object store
+    makes visible whole or not at all."""
+    if filesystem is not None:
+        pq.write_table(table, str(path), filesystem=filesystem)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -107,22 +114,37 @@ def write_atomic(table: pa.Table, path: Path) -> None:
 class TrialRows:
     """The rows of one trial, keyed by epoch, persisted to one Parquet file on every change."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path, filesystem: pafs.FileSystem | None = None):
+        self.path, self.filesystem = Path(path), filesystem
         self.rows: dict[int, dict[str, Any]] = {}
-        if self.path.exists():
-            for row in pq.read_table(self.path).to_pylist():
+        if _exists(self.path, filesystem):
+            for row in pq.read_table(str(self.path), filesystem=filesystem).to_pylist():
                 self.rows[row["epoch"]] = row
 
     def put(self, row: dict[str, Any]) -> None:
         """Insert or replace the row of `row["epoch"]`, then rewrite the file atomically."""
         self.rows[int(row["epoch"])] = {**row, "schema_version": SCHEMA_VERSION}
-        write_atomic(to_table(self.rows[e] for e in sorted(self.rows)), self.path)
+        rows = to_table(self.rows[e] for e in sorted(self.rows))
+        write_atomic(rows, self.path, self.filesystem)
 
     @property
     def last_epoch(self) -> int:
         ok = [e for e, r in self.rows.items() if r.get("status") == STATUS_OK]
         return max(ok, default=0)
+
+
+def _exists(path: Path, filesystem: pafs.FileSystem | None) -> bool:
+    if filesystem is None:
+        return path.exists()
+    return filesystem.get_file_info(str(path)).type != pafs.FileType.NotFound
+
+
+def _parquet_files(directory: Path, filesystem: pafs.FileSystem | None) -> list[Path]:
+    """The `*.parquet` files directly in `directory` (local, or on a remote filesystem)."""
+    if filesystem is None:
+        return sorted(Path(directory).glob("*.parquet"))
+    found = filesystem.get_file_info(pafs.FileSelector(str(directory), allow_not_found=True))
+    return sorted(Path(f.path) for f in found if f.is_file and f.path.endswith(".parquet"))
 
 
 def trial_columns(cfg: Any) -> dict[str, Any]:
@@ -162,8 +184,11 @@ class ResultsWriter:
     one more row, status "error", at the epoch it failed in, with the error's last line.
     """
 
-    def __init__(self, directory: Path, study: str, spec: Any):
+    def __init__(
+        self, directory: Path, study: str, spec: Any, filesystem: pafs.FileSystem | None = None
+    ):
         self.directory, self.study, self.spec = Path(directory), study, spec
+        self.filesystem = filesystem  # None: local; else where `directory` is (study.storage)
         self._trials: dict[str, TrialRows] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -171,7 +196,8 @@ class ResultsWriter:
 
     def rows(self, trial_id: str) -> TrialRows:
         if trial_id not in self._trials:
-            self._trials[trial_id] = TrialRows(self.directory / f"{trial_id}.parquet")
+            path = self.directory / f"{trial_id}.parquet"
+            self._trials[trial_id] = TrialRows(path, self.filesystem)
         return self._trials[trial_id]
 
     def put(self, trial_id: str, row: dict[str, Any]) -> None:
@@ -197,8 +223,9 @@ class ResultsWriter:
         """Set aside files of trials the study no longer has (started just before a driver
         crash, then replaced on resume), so the results hold exactly the study's trials."""
         known = {t.trial_id for t in trials}
-        for path in self.directory.glob("*.parquet"):
+        fs = self.filesystem or pafs.LocalFileSystem()
+        for path in _parquet_files(self.directory, self.filesystem):
             if path.stem not in known and path.name != "compacted.parquet":  # study.compact
                 target = self.directory.parent / "orphaned_results" / path.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+                fs.create_dir(str(target.parent), recursive=True)
+                fs.move(str(path), str(target))

@@ -62,6 +62,8 @@ class _Trial:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = models.build(cfg.model, data.num_classes, data.in_channels)
         self.model.to(self.device, memory_format=fmt)
+        if rt.compile:
+            models.compile_stages(self.model)
         self.normalize = Normalize(data.mean, data.std, self.device, self.channels_last)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay

@@ -30,6 +30,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from study import cluster, storage
 from study import data as data_mod
 from study.compact import at_study_end
 from study.config import ConfigError
@@ -48,8 +49,8 @@ def trainable(config: dict[str, Any], spec: StudySpec, data: data_mod.SplitData)
     cfg = spec.trial_config(config)
     if cfg.runtime.threads is None:
         cfg = cfg.replace(**{"runtime.threads": max(1, int(spec.resources.cpu))})
-    node = ray.get_runtime_context().get_node_id()
-    run_trial(cfg, functools.partial(_report, spec, node), resume=_resume_state(), data=data)
+    where = {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": cluster.assigned_gpus()}
+    run_trial(cfg, functools.partial(_report, spec, where), resume=_resume_state(), data=data)
 
 
 def _resume_state() -> dict[str, Any] | None:
@@ -60,10 +61,11 @@ def _resume_state() -> dict[str, Any] | None:
         return torch.load(Path(d) / STATE_FILE, weights_only=False)
 
 
-def _report(spec: StudySpec, node: str, row: dict[str, Any], state_fn: Any) -> None:
-    """Report one epoch: the row, its epoch and the objectives (worst value when missing, so
-    a diverged trial ranks last); with a checkpoint every `checkpoint_every` epochs and last."""
-    row = {**row, "node_id": node}
+def _report(spec: StudySpec, where: dict[str, str], row: dict[str, Any], state_fn: Any) -> None:
+    """Report one epoch: the row (with its node and GPUs), its epoch and the objectives (worst
+    value when missing, so a diverged trial ranks last); with a checkpoint every
+    `checkpoint_every` epochs and at the last."""
+    row = {**row, **where}
     epoch = row["epoch"]
     metrics = {"row": row, "epoch": epoch, **objective_values(spec, row)}
     due = epoch % spec.tune.checkpoint_every == 0 or epoch == row["epochs"]
@@ -138,7 +140,7 @@ def _trial_dirname(trial: Any) -> str:
     return trial.trial_id
 
 
-def make_tuner(spec: StudySpec, study_dir: Path, wrapped: Any) -> tune.Tuner:
+def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tune.Tuner:
     """A Tuner for `spec`: OptunaSearch (one or several objectives), optional ASHA, retries,
     checkpoints, the results writer and the progress lines."""
     goals = spec.search.objectives
@@ -169,6 +171,7 @@ def make_tuner(spec: StudySpec, study_dir: Path, wrapped: Any) -> tune.Tuner:
         )
     )
     t = spec.tune
+    results, fs = _results(study_dir)
     return tune.Tuner(
         wrapped,
         tune_config=tune.TuneConfig(
@@ -181,16 +184,22 @@ def make_tuner(spec: StudySpec, study_dir: Path, wrapped: Any) -> tune.Tuner:
         ),
         run_config=tune.RunConfig(
             name="tune",
-            storage_path=str(study_dir),
+            storage_path=study_dir.path,
+            storage_filesystem=study_dir.filesystem,
             failure_config=tune.FailureConfig(max_failures=t.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=t.keep_checkpoints),
-            callbacks=[Writer(study_dir / "results", spec.name, spec), Progress(spec)],
+            callbacks=[Writer(results, spec.name, spec, fs), Progress(spec)],
             verbose=0,
         ),
     )
 
 
-def _optuna_storage(url: str, study_dir: Path) -> Any:
+def _results(study_dir: storage.Location) -> tuple[Path, Any]:
+    """The results directory (a path in its filesystem) and its filesystem (None: local)."""
+    return Path((study_dir / "results").path), study_dir.filesystem
+
+
+def _optuna_storage(url: str, study_dir: storage.Location) -> Any:
     return optuna.storages.RDBStorage(url.replace("{study_dir}", str(study_dir)))
 
 
@@ -215,7 +224,7 @@ def check_resources(spec: StudySpec) -> None:
             )
 
 
-def study_spec(args: argparse.Namespace) -> tuple[StudySpec, Path]:
+def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
     """The spec and study directory of a command line; a resumed study must be run with the
     spec (and --set values) it began with, a new one must not overwrite another."""
     from study.cli import parse_sets
@@ -223,10 +232,13 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, Path]:
     spec = load_spec(args.spec, parse_sets(args.sets))
     if args.name:
         spec = parse_spec({**spec.raw, "name": args.name})
-    study_dir = (args.storage or DEFAULT_STORAGE).resolve() / spec.name
+    root = storage.open_location(args.storage or DEFAULT_STORAGE)
+    storage.check_writable(root)
+    study_dir = root / spec.name
     saved = study_dir / "spec.yaml"
     if args.resume:
-        if not tune.Tuner.can_restore(str(study_dir / "tune")):
+        tune_dir = study_dir / "tune"
+        if not tune.Tuner.can_restore(tune_dir.path, storage_filesystem=tune_dir.filesystem):
             raise ConfigError(f"no study to resume in {study_dir}: run it without --resume")
         if yaml.safe_load(saved.read_text()) != spec.raw:
             raise ConfigError(
@@ -244,6 +256,7 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, Path]:
 def run_study_cli(args: argparse.Namespace) -> int:
     """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`."""
     spec, study_dir = study_spec(args)
+    cluster.check_address(args.address)
     data = data_mod.load(spec.trial_config(next(spec.corner_params())).dataset)
     started = not ray.is_initialized()
     if started:
@@ -255,18 +268,26 @@ def run_study_cli(args: argparse.Namespace) -> int:
         )
     try:
         check_resources(spec)
+        at_once = spec.tune.max_concurrent_trials or trials_that_fit(spec)
+        r = spec.resources
+        print(cluster.schedule_line(r.cpu, r.gpu, ray.cluster_resources(), at_once), flush=True)
         _fit(spec, study_dir, data, args.resume)
     finally:
         if started:
             ray.shutdown()
     results = study_dir / "results"
-    print(at_study_end(results))  # one file instead of one per trial (study/compact.py)
-    read = f"import pandas as pd; print(pd.read_parquet('{results}'))"
-    print(f'{summarize(results)}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
+    print(at_study_end(str(results)))  # one file instead of one per trial (study/compact.py)
+    load = "pd.read_parquet" if results.local else "analysis.load_results"
+    read = f"import pandas as pd, analysis; print({load}('{results}'))"
+    print(
+        f'{summarize(str(results))}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"'
+    )
     return 0
 
 
-def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: bool) -> None:
+def _fit(
+    spec: StudySpec, study_dir: storage.Location, data: data_mod.SplitData, resume: bool
+) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors are in Progress/Parquet
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Progress, not tables
@@ -277,10 +298,13 @@ def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: boo
     )
     if resume:
         tuner = tune.Tuner.restore(
-            str(study_dir / "tune"), trainable=wrapped, resume_unfinished=True
+            (study_dir / "tune").path,
+            trainable=wrapped,
+            resume_unfinished=True,
+            storage_filesystem=study_dir.filesystem,
         )
     else:
-        study_dir.mkdir(parents=True)
+        study_dir.mkdir()
         (study_dir / "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
         tuner = make_tuner(spec, study_dir, wrapped)
     verb = "resuming" if resume else "starting"

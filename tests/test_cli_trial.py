@@ -39,7 +39,7 @@ def test_the_issue_command_writes_parquet_rows(tmp_path):
         1,
         "ok",
     )
-    assert row.study == "trial" and row.node_id == ""
+    assert row.study == "trial" and row.node_id == "" and row.gpu_ids == ""
 
 
 BAD = [

@@ -31,7 +31,7 @@ def test_rows_carry_every_contract_column(fake_data):
     outcome, rows, _ = collect(tiny_config(**{"train.epochs": 2}), fake_data)
     assert outcome.status == "ok" and outcome.epochs_done == 2
     assert [r["epoch"] for r in rows] == [1, 2]
-    caller_sets = {"study", "trial_id", "node_id", "schema_version"}
+    caller_sets = {"study", "trial_id", "node_id", "gpu_ids", "schema_version"}
     assert set(COLUMN_NAMES) - caller_sets <= set(rows[0])
     for key in ("val_acc", "test_acc", "test_cal_ece", "val_cal_ece", "test_opt_ece"):
         assert 0 <= rows[-1][key] <= 1

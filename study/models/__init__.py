@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -68,3 +68,20 @@ def check(cfg: ModelConfig) -> None:
 def build(cfg: ModelConfig, num_classes: int, in_channels: int) -> Staged:
     check(cfg)
     return get(cfg.name).build(cfg, num_classes, in_channels)
+
+
+def compile_stages(model: Staged, **options: Any) -> None:
+    """`torch.compile` every stage in place (`nn.Module.compile`: same module, same state_dict
+    keys, so checkpoints are unchanged). Per stage, not the whole model, because MIT-A calls the
+    stages one by one (mixing between them) and ERM/mixup call the model: both run compiled code.
+    λ is applied by the methods outside the stages, so a new λ never triggers a recompile
+    (benchmarks/bench_compile.py counts them). `options` go to torch.compile.
+    The stages share their call's code object, whose compiled graphs Dynamo caps (8 by default:
+    past it, it silently runs eager): caches are reset for the new model (a reused trial process
+    compiles again) and the cap raised to room for each stage in train and eval, fp32 and bf16."""
+    torch.compiler.reset()
+    limits = torch._dynamo.config
+    name = "recompile_limit" if hasattr(limits, "recompile_limit") else "cache_size_limit"
+    setattr(limits, name, max(getattr(limits, name), 4 * len(model.stages) + 8))
+    for stage in model.stages:
+        stage.compile(**options)
