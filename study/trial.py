@@ -88,6 +88,7 @@ class _Trial:
             mean_input=lambda: self._mean_input(train_x),
             mean_target=torch.bincount(data.train_y, minlength=data.num_classes).float()
             / len(data.train_y),
+            train_images=self.batches.images,
         )
         self.method = methods.build(cfg.method, ctx)
 
