@@ -1,16 +1,16 @@
 """What bf16 costs in fidelity (issue 7): the error it puts into MIT's decoupling, and the
 accuracy / ECE / calibrated ECE of the same trials in fp32 and bf16, measured in one run.
 
-(a) Relative logit error ‖f_bf16 − f_fp32‖ / ‖f_fp32‖ of a random CIFAR ResNet-18 (training mode,
-    as MIT runs it), for a plain forward pass and for the outputs recovered by Eq. 4 (`decouple`)
-    at λ1 − λ2 = Δλ: MIT-L (decoupled at the logits) and MIT-A (mixed and decoupled around every
-    stage, the same (λ1, λ2) at each). bf16 is CPU autocast here; CUDA autocast casts the same
-    convolutions and matmuls, so expect errors of the same order there.
+(a) Relative logit error ‖f_bf16 − f_fp32‖ / ‖f_fp32‖ of a random CIFAR ResNet-18 for a plain
+    forward pass (eval and training mode) and, in training mode as MIT runs, for the outputs
+    recovered by Eq. 4 (`decouple`) at λ1 − λ2 = Δλ: MIT-L (decoupled at the logits) and MIT-A
+    (mixed and decoupled around every stage, the same (λ1, λ2) at each). bf16 is CPU autocast
+    here; CUDA autocast casts the same convolutions and matmuls: expect errors of that order.
 (b) The same trials (same seed, data, schedule) in fp32 and under bf16 autocast, beside the same
     fp32 trial with another seed, so the bf16 difference can be read against seed noise.
 
-Run: .venv/bin/python benchmarks/bench_precision.py [--root /work/data/cifar10] [--skip-trials]
-(without --root: random images and the `fake` dataset).
+Run: .venv/bin/python benchmarks/bench_precision.py [--root /work/data/cifar10] [--skip-trials |
+--skip-decoupling] (without --root: the `fake` dataset's random images).
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--methods", default="erm,mit_a")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--skip-trials", action="store_true")
+    p.add_argument("--skip-trials", action="store_true", help="only (a)")
+    p.add_argument("--skip-decoupling", action="store_true", help="only (b)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,7 +123,8 @@ def main() -> None:
     )
     data = data_mod.load(base.dataset)
     norm = Normalize(data.mean, data.std, CPU)
-    decoupling_error(norm(data.val_x[:64]), args.width, data.num_classes)
+    if not args.skip_decoupling:
+        decoupling_error(norm(data.val_x[:64]), args.width, data.num_classes)
     if not args.skip_trials:
         trials(base, data, args.methods.split(","))
 
