@@ -29,9 +29,11 @@ def bare_epoch(cfg: TrialConfig, data: data_mod.SplitData) -> float:
     model.to(memory_format=torch.channels_last)
     norm = Normalize(data.mean, data.std, dev, channels_last=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    ctx = methods.MethodContext(data.num_classes, 1, lambda: torch.zeros(1), torch.zeros(1))
-    method = methods.build(cfg.method, ctx)
     batches = Batches(data.train_x, data.train_y, 128, norm, pad=data.pad, flip=data.flip)
+    ctx = methods.MethodContext(
+        data.num_classes, 1, lambda: torch.zeros(1), torch.zeros(1), batches.images
+    )
+    method = methods.build(cfg.method, ctx)
     start = time.perf_counter()
     model.train()
     for x, y in batches:

@@ -70,8 +70,10 @@ class CalibrationConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     device: str = "auto"  # "auto" (cuda when available), "cpu", "cuda", "cuda:N"
-    bf16: bool = False  # bf16 autocast on CUDA, training and inference (opt-in: the reference
-    # code runs fp32; under bf16 the logits themselves are bf16-computed, then cast to fp32)
+    bf16: bool = False  # bf16 autocast, CUDA or CPU, training and inference (opt-in: the
+    # reference code runs fp32; under bf16 the logits are bf16-computed, then cast to fp32, and
+    # MIT's decoupling amplifies the rounding by ~1/Δλ; docs/study.md "Precision")
+    tf32: bool = False  # TF32 matmuls and cuDNN convolutions on CUDA (opt-in); no effect on CPU
     channels_last: bool = True  # channels_last memory format (faster on CUDA and on CPU)
     threads: int | None = None  # torch CPU threads; None: leave torch's default
     compile: bool = False  # torch.compile each model stage (study.models.compile_stages); the

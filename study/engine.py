@@ -1,5 +1,10 @@
 """The two passes of an epoch: `train_epoch` (method.step over the batches) and `infer` (one
-logits pass over a split, fp32 on the device, feeding every metric).
+logits pass over a split, feeding every metric), and the trial's numeric precision.
+
+Precision (docs/study.md, "Precision"): fp32 by default, as the reference code. `bf16` runs both
+passes under bf16 autocast, on CUDA and on CPU alike; its logits are computed in bf16 and only
+then cast to fp32, so the metrics see bf16-rounded logits. `tf32` lets CUDA matmuls and
+convolutions use TF32 (CPU has none).
 
 Divergence is checked without a host sync per step: per-step losses stay on the device and are
 checked every `check_every` steps (every step on CPU, where a sync is free).
@@ -36,10 +41,22 @@ class EpochStats:
 
 
 def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when enabled; a no-op elsewhere."""
-    if device.type == "cuda" and bf16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on the trial's device (CUDA or CPU) when enabled; a no-op otherwise."""
+    if bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def set_tf32(device: torch.device, tf32: bool) -> None:
+    """TF32 for fp32 matmuls and cuDNN convolutions when asked on CUDA, IEEE fp32 otherwise.
+
+    The flags are process-wide, so every trial sets both (a reused Ray worker must not inherit
+    a previous trial's). Off is stricter than torch's own default, which lets cuDNN
+    convolutions use TF32. CPU has no TF32: there they stay off whatever `tf32` says.
+    """
+    on = tf32 and device.type == "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
 
 
 def train_epoch(
@@ -111,7 +128,8 @@ def infer(
     device: torch.device,
     bf16: bool = False,
 ) -> torch.Tensor:
-    """Logits (fp32) of every image of a uint8 split, in order, un-augmented."""
+    """Logits of every image of a uint8 split, in order, un-augmented, as fp32 (under `bf16`
+    computed in bf16, then cast)."""
     model.eval()
     out = []
     with autocast(device, bf16):

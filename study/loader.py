@@ -3,7 +3,8 @@ an index into it, and the paper's augmentation (zero-padded random crop + horizo
 PROTOCOL.md) runs vectorised over the batch before normalisation. No PIL, no worker processes.
 
 All randomness (the per-epoch order, crop offsets, flips) comes from one seeded CPU generator
-whose state is checkpointed, so the same seed gives identical batches on any device.
+whose state is checkpointed, so the same seed gives identical batches on any device. Mixup-SC
+fetches its partners from the same `TrainingImages` with its own checkpointed generator.
 """
 
 from __future__ import annotations
@@ -47,6 +48,45 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
+class TrainingImages:
+    """The training split on the device, fetched by index with the paper's augmentation.
+
+    Batches fetch shuffled indices from it; Mixup-SC fetches same-class partners from it, so a
+    partner is cropped, flipped and normalised exactly like a batch sample.
+    """
+
+    def __init__(
+        self, x: torch.Tensor, y: torch.Tensor, normalize: Normalize, *, pad: int, flip: bool
+    ):
+        self.x, self.y = x, y
+        self.normalize = normalize
+        self.pad, self.flip = pad, flip
+        self._by_class: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def fetch(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Images `idx` (on the device), augmented with draws from `gen`, normalised."""
+        xb = self.x[idx]
+        if self.pad:
+            xb = random_crop(xb, self.pad, gen)
+        if self.flip:
+            xb = random_flip(xb, gen)
+        return self.normalize(xb)
+
+    def same_class(self, y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """For each label of `y` (all of them training labels), the index of a training image of
+        that class drawn uniformly (with replacement), vectorised and without a host sync."""
+        if self._by_class is None:  # once per trial: indices grouped by class, offsets, counts
+            counts = torch.bincount(self.y)
+            self._by_class = (torch.argsort(self.y, stable=True), counts.cumsum(0) - counts, counts)
+        order, starts, counts = self._by_class
+        u = torch.rand(len(y), generator=gen, dtype=torch.float64).to(y.device, non_blocking=True)
+        n = counts[y]
+        return order[starts[y] + torch.minimum((u * n).long(), n - 1)]
+
+
 class Batches:
     """Shuffled, augmented, normalised training batches; reshuffled on every iteration."""
 
@@ -61,24 +101,17 @@ class Batches:
         flip: bool = False,
         seed: int = 0,
     ):
-        self.x, self.y = x, y
+        self.images = TrainingImages(x, y, normalize, pad=pad, flip=flip)
         self.batch_size = batch_size
-        self.normalize = normalize
-        self.pad, self.flip = pad, flip
         self.gen = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
-        return -(-len(self.y) // self.batch_size)
+        return -(-len(self.images) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self.y), generator=self.gen).to(self.x.device)
+        order = torch.randperm(len(self.images), generator=self.gen).to(self.images.x.device)
         for idx in order.split(self.batch_size):
-            xb = self.x[idx]
-            if self.pad:
-                xb = random_crop(xb, self.pad, self.gen)
-            if self.flip:
-                xb = random_flip(xb, self.gen)
-            yield self.normalize(xb), self.y[idx]
+            yield self.images.fetch(idx, self.gen), self.images.y[idx]
 
     def state_dict(self) -> dict:
         return {"generator": self.gen.get_state()}

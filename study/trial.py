@@ -22,7 +22,7 @@ from tqdm import tqdm
 from study import data as data_mod
 from study import methods, models
 from study.config import ConfigError, RuntimeConfig, TrialConfig
-from study.engine import Diverged, infer, train_epoch
+from study.engine import Diverged, infer, set_tf32, train_epoch
 from study.loader import Batches, Normalize
 from study.metrics import epoch_metrics, halves
 from study.results import STATUS_DIVERGED, STATUS_OK, trial_columns
@@ -57,6 +57,7 @@ class _Trial:
         rt, t = cfg.runtime, cfg.train
         if rt.threads:
             torch.set_num_threads(rt.threads)
+        set_tf32(self.device, rt.tf32)
         torch.manual_seed(t.seed)
         self.channels_last = rt.channels_last and data.train_x.dim() == 4
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -90,6 +91,7 @@ class _Trial:
             mean_input=lambda: self._mean_input(train_x),
             mean_target=torch.bincount(data.train_y, minlength=data.num_classes).float()
             / len(data.train_y),
+            train_images=self.batches.images,
         )
         self.method = methods.build(cfg.method, ctx)
 

@@ -21,6 +21,7 @@ from study.registry import Registry
 
 if TYPE_CHECKING:  # annotations only: the registries never import study.config
     from study.config import MethodConfig
+    from study.loader import TrainingImages
 
 DEFAULT_ALPHA = 1.0  # mixup(1.0) of Tables 4/5 when a spec gives no α
 DEFAULT_MARGIN = 0.5  # "Δλ > ½", MIT's setting in Tables 4/5
@@ -54,12 +55,15 @@ class Stateless:
 
 @dataclass(frozen=True)
 class MethodContext:
-    """What a method may need beyond its parameters (Mixup-DT needs the training means)."""
+    """What a method may need beyond its parameters (Mixup-DT needs the training means, Mixup-SC
+    the training images)."""
 
     num_classes: int
     seed: int
     mean_input: Callable[[], torch.Tensor]  # normalised mean training image (C, H, W), lazy
     mean_target: torch.Tensor  # mean one-hot training label (K,): the class frequencies
+    train_images: TrainingImages | None = None  # the training split on the device, fetched by
+    # index with the batches' augmentation (Mixup-SC's same-class partners); None: not given
 
 
 @dataclass(frozen=True)

@@ -30,21 +30,6 @@ class MixRNG:
     def permutation(self, n: int, device: torch.device) -> torch.Tensor:
         return torch.randperm(n, generator=self.torch).to(device, non_blocking=True)
 
-    def same_class_partner(self, y: torch.Tensor) -> torch.Tensor:
-        """A random partner of the same class for every sample (a permutation within classes).
-
-        Two random orders grouped by class hold the same class at each position, so pairing
-        them position by position permutes within classes, vectorised.
-        """
-        y_cpu = y.cpu().double()
-        first = torch.argsort(y_cpu + torch.rand(len(y), generator=self.torch, dtype=torch.float64))
-        second = torch.argsort(
-            y_cpu + torch.rand(len(y), generator=self.torch, dtype=torch.float64)
-        )
-        partner = torch.empty_like(first)
-        partner[first] = second
-        return partner.to(y.device, non_blocking=True)
-
     def state_dict(self) -> dict:
         return {"np": self.np.bit_generator.state, "torch": self.torch.get_state()}
 
