@@ -213,10 +213,10 @@ def test_pooled_ece_is_the_planted_ece(tmp_path):
     last = load_results(write(cells, tmp_path / "r", seeds=2, epochs=2))
     data = figures.reliability_diagrams(last, tmp_path / "r.png")
     ece = data.drop_duplicates(["variant", "stage"]).set_index(["variant", "stage"])["ece"]
-    assert ece.loc[["ERM", "Mixup (α=1.0)", "cutmix"], "raw"].to_numpy() == pytest.approx(
+    assert ece.loc[["ERM", "Mixup (α=1.0)", "CutMix"], "raw"].to_numpy() == pytest.approx(
         [0.04, 0.035, 0.05]
     )
-    assert ece.loc[["ERM", "Mixup (α=1.0)", "cutmix"], "after TS"].to_numpy() == pytest.approx(
+    assert ece.loc[["ERM", "Mixup (α=1.0)", "CutMix"], "after TS"].to_numpy() == pytest.approx(
         [0.012, 0.02, 0.015]
     )
 

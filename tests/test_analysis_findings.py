@@ -95,10 +95,10 @@ def test_the_pitfall_is_checked_for_every_variant(tmp_path):
         "Mixup (α=0.2)": SUPPORTED,  # calibrated ECE above ERM's: the pitfall
         "Mixup (α=1.0)": SUPPORTED,
         "MIT-A (Δλ>0.5)": CONTRADICTED,  # below ERM's
-        "cutmix": CONTRADICTED,
+        "CutMix": CONTRADICTED,
     }
     means = {c.variant: c.mean for c in result.pitfall}
-    assert means["cutmix"] == pytest.approx(-0.004, abs=0.001)
+    assert means["CutMix"] == pytest.approx(-0.004, abs=0.001)
     text = result.to_markdown()
     assert re.search(
         r"\| cifar10 \| cutmix \| -0\.\d\d \| \[-0\.\d\d, -0\.\d\d\] \| 6 \| 3 \| below ERM \|",
@@ -116,7 +116,7 @@ def test_missing_methods_are_not_tested(tmp_path):
     result = findings.assess(load_results(directory, columns=findings.COLUMNS), n_boot=200)
     assert set(result.verdicts().values()) == {INCONCLUSIVE}
     assert result.claims[0].reason == "not tested: the results have no ok mixup trials"
-    assert [c.variant for c in result.pitfall] == ["cutmix"]
+    assert [c.variant for c in result.pitfall] == ["CutMix"]
 
 
 def test_repeated_trials_count_once_and_are_named(tmp_path):
@@ -147,6 +147,6 @@ def test_temperatures_at_the_grid_edge_are_warned(tmp_path):
     result = findings.assess(load_results(directory, columns=findings.COLUMNS), n_boot=200)
     validation, test = [w for w in result.warnings if "edge of the grid" in w]
     assert validation.startswith("2 trials fitted T on validation at the edge of the grid")
-    assert "cutmix, seed 0 (t000004: T = 0.01)" in validation
+    assert "CutMix, seed 0 (t000004: T = 0.01)" in validation
     assert "calibrated ECE is only an upper bound" in validation
     assert test.startswith("2 trials fitted T on test") and "T = 4.99" in test
