@@ -101,7 +101,7 @@ def test_the_pitfall_is_checked_for_every_variant(tmp_path):
     assert means["CutMix"] == pytest.approx(-0.004, abs=0.001)
     text = result.to_markdown()
     assert re.search(
-        r"\| cifar10 \| cutmix \| -0\.\d\d \| \[-0\.\d\d, -0\.\d\d\] \| 6 \| 3 \| below ERM \|",
+        r"\| cifar10 \| CutMix \| -0\.\d\d \| \[-0\.\d\d, -0\.\d\d\] \| 6 \| 3 \| below ERM \|",
         text,
     )
     assert re.search(
