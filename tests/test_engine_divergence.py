@@ -39,17 +39,18 @@ class NanAt:
         pass
 
 
-def batches(n: int = STEPS, size: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def batches(n: int = STEPS, size: int = 4, device: str = "cpu") -> list[tuple[torch.Tensor, ...]]:
     g = torch.Generator().manual_seed(0)
-    return [(torch.randn(size, 6, generator=g), torch.arange(size) % 3) for _ in range(n)]
+    data = [(torch.randn(size, 6, generator=g), torch.arange(size) % 3) for _ in range(n)]
+    return [(x.to(device), y.to(device)) for x, y in data]
 
 
-def epoch(method: NanAt, check_every: int | None, data=None):
+def epoch(method: NanAt, check_every: int | None, device: str = "cpu"):
     torch.manual_seed(0)
-    model = nn.Linear(6, 3)
+    model = nn.Linear(6, 3).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     return train_epoch(
-        method, model, opt, data or batches(), torch.device("cpu"), check_every=check_every
+        method, model, opt, batches(device=device), torch.device(device), check_every=check_every
     )
 
 
@@ -95,3 +96,13 @@ def test_the_epoch_loss_does_not_depend_on_the_window(every):
         opt.step()
         total += loss.item() * len(y)
     assert stats.loss == pytest.approx(total / (STEPS * 4), rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("bad", [1, 50, 51, 73, 117])
+def test_on_cuda_the_default_interval_is_fifty(bad):
+    method = NanAt(bad)
+    with pytest.raises(Diverged) as caught:
+        epoch(method, None, "cuda")
+    assert caught.value.step == bad
+    assert method.steps == min(math.ceil(bad / 50) * 50, STEPS)
