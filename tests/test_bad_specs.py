@@ -70,6 +70,54 @@ BAD = {  # name: (changes to GOOD, a fragment of the one-line error)
         "SURELY_UNSET_VARIABLE is not set",
     ),
     "cuda without a GPU per trial": ({"runtime": {"device": "cuda"}}, "needs resources.gpu > 0"),
+    "repeated objective": (
+        {"search": {"objectives": [{"metric": "val_acc"}, {"metric": "val_acc", "mode": "min"}]}},
+        "search.objectives repeats a metric",
+    ),
+    "storage that is not a URL": (
+        {"search": {"storage": "studies/optuna.db"}},
+        "search.storage must be a URL",
+    ),
+    "more than one GPU, not whole": ({"resources": {"gpu": 1.5}}, "resources.gpu must be a"),
+    "negative GPUs": ({"resources": {"gpu": -0.5}}, "resources.gpu must be a"),
+    "ASHA reduction factor 1": (
+        {"search": {"asha": {"reduction_factor": 1}}},
+        "search.asha.reduction_factor must be > 1",
+    ),
+    "ASHA reduction factor below 1": (
+        {"search": {"asha": {"reduction_factor": 0.5}}},
+        "search.asha.reduction_factor must be > 1",
+    ),
+    "ASHA grace period 0": (
+        {"search": {"asha": {"grace_period": 0}}},
+        "search.asha.grace_period must be positive",
+    ),
+    "grid with trials": (
+        {"space": None, "grid": {"train.seed": [0, 1]}, "search": {"trials": 3}},
+        "search.trials: a grid runs each of its 2 points once",
+    ),
+    "repeated grid value": (
+        {"space": None, "grid": {"train.seed": [0, 1, 0]}},
+        "grid train.seed repeats a value",
+    ),
+    "repeated grid mapping": (
+        {"space": None, "grid": {"method": [{"name": "erm"}, {"name": "erm"}]}},
+        "grid method repeats a value",
+    ),
+    "step that does not divide the range": (
+        {"space": {ALPHA: {"float": [0.1, 1.0], "step": 0.4}}},
+        "impossible bounds",
+    ),
+    "negative step": ({"space": {ALPHA: {"float": [0.1, 0.9], "step": -0.4}}}, "impossible bounds"),
+    "log with a step": (
+        {"space": {ALPHA: {"float": [0.1, 1.0], "log": True, "step": 0.3}}},
+        "impossible bounds",
+    ),
+    "int step that does not divide the range": (
+        {"space": {"train.epochs": {"int": [1, 10], "step": 4}}},
+        "impossible bounds",
+    ),
+    "equal bounds": ({"space": {ALPHA: {"float": [0.5, 0.5]}}}, "impossible bounds"),
 }
 
 

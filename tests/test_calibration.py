@@ -40,8 +40,10 @@ def test_ece_bin_edge_belongs_to_the_lower_bin():
     labels = torch.tensor([0, 1])
     # 2 bins: 0.5 in (0, 0.5] alone: |1 − 0.5|·½; 0.75 in (0.5, 1]: |0 − 0.75|·½ → 0.625
     assert cal.ece(logits, labels, 2) == pytest.approx(0.625, abs=1e-6)
-    # if 0.5 fell into the upper bin: |(1+0)/2 − 0.625|·1 = 0.125
-    assert cal.ece(logits, labels, 2) != pytest.approx(0.125)
+    # just above the edge (0.5 + 2⁻¹⁰, exact in float32) it joins 0.75 in (0.5, 1]:
+    # |(1 + 0)/2 − (0.5009765625 + 0.75)/2|·1 = 0.12548828125
+    above = logits_for([0.5 + 2**-10, 0.75])
+    assert cal.ece(above, labels, 2) == pytest.approx(0.12548828125, abs=1e-6)
 
 
 def brute_force_ece(logits, labels, n_bins=15):

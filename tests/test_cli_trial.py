@@ -81,3 +81,39 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("study trial: error: ")
     assert message in err
+
+
+def test_trial_of_a_spec_runs_its_fixed_settings_and_exits_1_on_divergence(tmp_path, capsys):
+    """`study trial SPEC`: the spec's fixed settings with --set on top; a diverged trial
+    prints why, writes its diverged row and exits 1 (not 0, not a user error)."""
+    import json
+
+    import yaml
+
+    spec = {
+        "dataset": {"name": "fake", "train_size": 64, "val_size": 32, "test_size": 32},
+        "model": {"name": "resnet18", "width": 4},
+        "train": {"epochs": 2, "batch_size": 32, "lr": 0.05},
+        "runtime": {"device": "cpu"},
+        "grid": {"train.seed": [0, 1]},
+    }
+    path = tmp_path / "fixed.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["trial", str(path), "--results", str(tmp_path / "ok"), "--quiet"]) == 0
+    ok = pd.read_parquet(tmp_path / "ok")
+    cfg = json.loads(ok.config_json.iloc[0])
+    assert list(ok.epoch) == [1, 2] and (ok.status == "ok").all()
+    assert (cfg["model"]["width"], cfg["train"]["lr"], cfg["dataset"]["train_size"]) == (
+        4,
+        0.05,
+        64,
+    )
+    capsys.readouterr()
+    sets = ["--set", "train.lr=1.0e+30", "--set", "train.momentum=0"]
+    argv = ["trial", str(path), *sets, "--results", str(tmp_path / "bad"), "--quiet"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    bad = pd.read_parquet(tmp_path / "bad")
+    assert list(bad.status) == ["diverged"] and bad.epoch.item() == 1
+    assert bad.message.item().startswith("diverged at epoch 1, step ") and bad.message.item() in out
+    assert json.loads(bad.config_json.item())["model"]["width"] == 4

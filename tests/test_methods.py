@@ -56,16 +56,38 @@ def test_step_shapes_finite_and_deterministic(name, batch):
         assert other.step(tiny_model(), x, y)[0].item() != losses[0]
 
 
-@pytest.mark.parametrize("name", ALL)
+STATEFUL = [n for n in ALL if make(n).state_dict()]
+STATELESS = [n for n in ALL if n not in STATEFUL]
+
+
+def test_the_methods_with_mixing_randomness_carry_state():
+    assert set(STATELESS) == {"erm", "mixup_dt"}  # a new method must land in one of the two
+
+
+@pytest.mark.parametrize("name", STATEFUL)
 def test_state_dict_round_trip(name, batch):
+    """A checkpointed method continues with the same draws: a differently seeded copy that loads
+    the state gives the original's next loss, and without the state it would not."""
     x, y = batch
     a = make(name, seed=5)
     a.step(tiny_model(), x, y)
     state = a.state_dict()
     first = a.step(tiny_model(), x, y)[0].item()
+    unloaded = make(name, seed=99).step(tiny_model(), x, y)[0].item()
+    assert unloaded != first  # else the round trip below would prove nothing
     b = make(name, seed=99)
     b.load_state_dict(state)
     assert b.step(tiny_model(), x, y)[0].item() == pytest.approx(first, abs=0)
+
+
+@pytest.mark.parametrize("name", STATELESS)
+def test_stateless_methods_have_empty_state_and_repeat_themselves(name, batch):
+    x, y = batch
+    a, b = make(name, seed=5), make(name, seed=99)
+    assert a.state_dict() == {} and b.state_dict() == {}
+    b.load_state_dict(a.state_dict())
+    losses = [m.step(tiny_model(), x, y)[0].item() for m in (a, a, b)]
+    assert losses[0] == losses[1] == losses[2]
 
 
 class Recorder(nn.Module):
@@ -93,6 +115,7 @@ def test_mixup_dt_is_its_formula(batch):
     assert loss.item() == pytest.approx(F.cross_entropy(logits, targets).item(), rel=1e-6)
     loss2, _ = m.step(model, x, y)
     torch.testing.assert_close(model.seen[1], model.seen[0])  # deterministic
+    assert loss2.item() == loss.item()
 
 
 def test_mean_folded_matches_monte_carlo():

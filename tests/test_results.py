@@ -56,11 +56,14 @@ def test_reported_epochs_are_written_and_a_rereport_replaces_its_row(writer):
 
 
 def test_restored_writer_reads_the_files_again(writer):
+    """A writer restored from Tune's snapshot starts from the files, not from what it held when
+    pickled: epochs written after the snapshot (by the crashed driver) are kept."""
     report(writer, trial("a"), row(1))
-    restored = pickle.loads(pickle.dumps(writer))
-    assert restored._trials == {}
-    report(restored, trial("a"), row(2))
-    assert list(pd.read_parquet(writer.directory).epoch) == [1, 2]
+    snapshot = pickle.dumps(writer)
+    report(writer, trial("a"), row(2))  # after the snapshot, before the crash
+    restored = pickle.loads(snapshot)
+    report(restored, trial("a"), row(3))
+    assert list(pd.read_parquet(writer.directory).epoch) == [1, 2, 3]
 
 
 def test_error_row_has_the_message_and_the_failed_epoch(writer, tmp_path):
@@ -102,23 +105,30 @@ def test_trial_columns_null_what_the_method_does_not_take():
 
 def test_summary_per_method_and_pareto_front(writer):
     scores = {
-        "a": ("erm", 0.90, 0.010),
-        "b": ("mit_a", 0.95, 0.020),
-        "c": ("mit_a", 0.85, 0.005),
-        "e": ("erm", 0.80, 0.030),  # dominated by a
+        "trial_a": ("erm", 0.90, 0.010),
+        "trial_b": ("mit_a", 0.95, 0.020),
+        "trial_c": ("mit_a", 0.85, 0.005),
+        "trial_e": ("erm", 0.80, 0.030),  # dominated by a
     }
     for trial_id, (method, acc, ece) in scores.items():
         t = trial(trial_id, method)
         report(writer, t, row(1, method, val_acc=0.99, val_cal_ece=0.001))  # not the last epoch
         report(writer, t, row(2, method, val_acc=acc, val_cal_ece=ece))
-    writer.on_trial_error(0, [], trial("d", "erm"))
-    head, by_acc, by_ece, front = summarize(writer.directory).split("\n\n")
+    writer.on_trial_error(0, [], trial("trial_d", "erm"))
+    text = summarize(writer.directory)
+    head = text.splitlines()[0]
     assert head == "5 trials: 4 ok, 1 error"
 
-    def trial_ids(table: str) -> set[str]:
-        return {line.split()[3] for line in table.splitlines()[2:]}
+    def section(title: str) -> str:
+        """The block of the summary under `title` (up to the next blank line)."""
+        return text.split(f"{title}:\n", 1)[1].split("\n\n", 1)[0]
 
-    assert trial_ids(by_acc) == {"a", "b"}
-    assert trial_ids(by_ece) == {"a", "c"}
-    assert trial_ids(front) == {"a", "b", "c"}
+    def named(block: str) -> set[str]:
+        return {t for t in [*scores, "trial_d"] if t in block}
+
+    assert named(section("best validation accuracy per method")) == {"trial_a", "trial_b"}
+    assert named(section("best validation calibrated ECE per method")) == {"trial_a", "trial_c"}
+    front = section("Pareto front (val_acc up, val_cal_ece down)")
+    assert named(front) == {"trial_a", "trial_b", "trial_c"}
+    assert "0.9500" in front and "0.9900" not in text  # last epochs' numbers, 4 decimals
     assert summarize(writer.directory.parent / "empty").startswith("no results")

@@ -103,13 +103,29 @@ def test_grid_labels_decode_into_settings():
     assert cfg.model.width == 8  # fixed settings stay under the grid's
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
-def test_samplers_drive_the_space(spec, sampler):
+def sampled(spec, sampler: str, n: int = 12) -> list[dict]:
+    """The parameters of `n` trials of a two-objective in-memory study driven by `sampler`."""
     study = optuna.create_study(
         directions=["maximize", "minimize"], sampler=SAMPLERS[sampler](spec)
     )
-    study.optimize(lambda t: (spec.suggest(t) or 0.5, 0.1), n_trials=5)
-    assert len(study.trials) == 5
+    study.optimize(lambda t: (spec.suggest(t) or len(t.params), 0.1), n_trials=n)
+    return [t.params for t in study.trials]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
+def test_samplers_drive_the_space(spec, sampler):
+    """Each sampler draws only each method's parameters, within bounds, into valid configs;
+    the spec's seed makes its draws repeatable and another seed changes them."""
+    trials = sampled(spec, sampler)
+    assert len({t["method.name"] for t in trials}) > 1
+    for params in trials:
+        assert set(params) == expected_keys(params["method.name"])
+        assert 0.1 <= params.get("method.alpha", 1.0) <= 2.0
+        assert 0.0 <= params.get("method.margin", 0.0) <= 0.6
+        assert spec.trial_config(params).method.name == params["method.name"]
+    assert sampled(spec, sampler) == trials
+    reseeded = parse_spec(spec.raw, {"search.seed": 1})
+    assert sampled(reseeded, sampler) != trials
 
 
 def test_paper_specs_hold_the_tables_columns():

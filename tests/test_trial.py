@@ -8,7 +8,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from study import methods
 from study.config import ConfigError
+from study.methods.mixing import mean_folded
 from study.results import COLUMN_NAMES
 from study.trial import resolve_device, run_trial
 
@@ -68,6 +70,31 @@ def test_cuda_where_there_is_none_is_a_user_error():
         resolve_device(tiny_config(**{"runtime.device": "cuda"}).runtime)
 
 
-def test_mixup_dt_trains(fake_data):
-    outcome, rows, _ = collect(tiny_config(**{"method.name": "mixup_dt"}), fake_data)
+def test_mixup_dt_uses_the_normalised_mean_training_image(fake_data, monkeypatch):
+    """Mixup-DT's x̄ is the mean training image after normalisation, (mean(x)/255 − μ)/σ with
+    the dataset's μ, σ (PROTOCOL.md), computed here by hand; ȳ the class frequencies. Seen
+    through the MethodContext the trial hands to `methods.build`, and through the inputs the
+    built method feeds the model: x̄ + λ̄(x − x̄)."""
+    built = []
+    real_build = methods.build
+
+    def spy(cfg, ctx):
+        built.append((real_build(cfg, ctx), ctx))
+        return built[-1][0]
+
+    monkeypatch.setattr(methods, "build", spy)
+    cfg = tiny_config(**{"method.name": "mixup_dt", "method.alpha": 0.5})
+    outcome, rows, _ = collect(cfg, fake_data)
     assert outcome.status == "ok" and math.isfinite(rows[0]["train_loss"])
+    method, ctx = built[0]
+    mean = torch.tensor(fake_data.mean, dtype=torch.float64)[:, None, None]
+    std = torch.tensor(fake_data.std, dtype=torch.float64)[:, None, None]
+    by_hand = (fake_data.train_x.double().mean(0) / 255 - mean) / std
+    assert by_hand.shape == fake_data.train_x.shape[1:]
+    torch.testing.assert_close(ctx.mean_input().double(), by_hand, atol=1e-5, rtol=0)
+    counts = torch.bincount(fake_data.train_y, minlength=fake_data.num_classes).double()
+    torch.testing.assert_close(ctx.mean_target.double(), counts / counts.sum())
+    x = (fake_data.train_x[:8].double() / 255 - mean) / std
+    inputs, _ = method.transform(x.float(), fake_data.train_y[:8])
+    lam = mean_folded(0.5)
+    torch.testing.assert_close(inputs.double(), by_hand + lam * (x - by_hand), atol=1e-5, rtol=0)

@@ -30,13 +30,22 @@ TINY = {
 
 def boom_hook():
     """A function registering method "boom", whose build raises (every trial that uses it
-    errors at its first epoch); nested, so Ray pickles it by value for its workers."""
+    errors at its first epoch), and "lossy", ERM whose reported loss is 100 higher (same
+    training, a clearly worse train_loss); nested, so Ray pickles it by value for its workers."""
 
     def register_boom() -> None:
+        from study.methods.erm import ERM
+
         def build(cfg, ctx):
             raise ValueError("boom: this method always fails")
 
+        class Lossy(ERM):
+            def step(self, model, x, y):
+                loss, logits = super().step(model, x, y)
+                return loss + 100.0, logits
+
         methods.register("boom", methods.MethodEntry(build, takes_alpha=False))
+        methods.register("lossy", methods.MethodEntry(lambda c, x: Lossy(), takes_alpha=False))
 
     return register_boom
 
@@ -55,6 +64,7 @@ def local_ray():
     yield
     ray.shutdown()
     methods.METHODS.pop("boom", None)
+    methods.METHODS.pop("lossy", None)
     shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -117,19 +127,33 @@ def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):
     assert states == ["COMPLETE", "COMPLETE", "FAIL"]
 
 
-def test_asha_study_keeps_rows_contiguous(tmp_path):
+def test_asha_stops_the_clearly_worse_trials_early(tmp_path):
+    """ASHA (grace 1, factor 2) on train_loss, trials one at a time in a fixed order: erm,
+    lossy, erm, lossy. At the epoch-1 rung each lossy trial is below the cutoff the erm trials
+    set, so ASHA stops it after one epoch; the first erm trial sets every cutoff, so it runs
+    all epochs. Without ASHA every trial would run 3 epochs."""
     spec = {
         **TINY,
         "name": "asha",
         "train": {**TINY["train"], "epochs": 3},
-        "search": {"trials": 4, "asha": {"grace_period": 1, "reduction_factor": 2}},
-        "space": {"method.name": ["erm", "mixup"], "method.alpha": {"float": [0.1, 1.0]}},
+        "tune": {"max_concurrent_trials": 1},
+        "search": {
+            "trials": 4,
+            "objectives": [{"metric": "train_loss", "mode": "min"}],
+            "asha": {"grace_period": 1, "reduction_factor": 2},
+            "points": [{"method.name": m} for m in ("erm", "lossy", "erm", "lossy")],
+        },
+        "space": {"method.name": ["erm", "lossy"]},
     }
     assert run(tmp_path, spec) == 0
     df = pd.read_parquet(tmp_path / "studies" / "asha" / "results")
     assert df.trial_id.nunique() == 4 and (df.status == "ok").all()
     for _, epochs in df.groupby("trial_id").epoch:
         assert sorted(epochs) == list(range(1, len(epochs) + 1))
+    last = df.groupby("trial_id").agg(method=("method", "first"), epochs=("epoch", "max"))
+    assert (df[df.method == "lossy"].train_loss > 100).all()
+    assert sorted(last[last.method == "lossy"].epochs) == [1, 1]  # stopped early
+    assert 3 in set(last[last.method == "erm"].epochs)  # the best ran to the end
 
 
 @pytest.mark.parametrize("resources", [{"gpu": 1}, {"cpu": 3}])

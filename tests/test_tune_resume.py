@@ -1,6 +1,10 @@
 """Crash and resume: SIGKILL the `study run` driver mid-study, then `study run --resume`
 finishes exactly the planned trials, each with every epoch once (no duplicate, no missing
-(trial_id, epoch)). Each driver starts its own local Ray in a private temp dir (RAY_TMPDIR)."""
+(trial_id, epoch)), and an interrupted trial continues from its checkpoint instead of starting
+over: its epochs from before the crash keep the rows the first driver's Ray node wrote (the
+`node_id` column; each driver starts its own local Ray, in a private temp dir RAY_TMPDIR).
+Tune snapshots its experiment every TUNE_GLOBAL_CHECKPOINT_S (1 s here, instead of ≥ 10 s), and
+the driver is killed once a snapshot has been taken after an unfinished trial's first epoch."""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def ray_tmp():
 
 
 def study(spec: Path, storage: Path, ray_tmp: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "TUNE_GLOBAL_CHECKPOINT_S": "1"}
     cmd = [sys.executable, "-m", "study.cli", "run", str(spec), "--storage", str(storage)]
     return subprocess.Popen(
         [*cmd, *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -58,14 +62,26 @@ def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     results = tmp_path / "studies" / "crash" / "results"
     driver = study(path, tmp_path / "studies", ray_tmp)
-    deadline = time.monotonic() + 240
-    while rows(results).trial_id.nunique() < 3 and time.monotonic() < deadline:
+    deadline, seen = time.monotonic() + 240, {}
+    while time.monotonic() < deadline:
         assert driver.poll() is None, driver.stdout.read()[-2000:]
-        time.sleep(0.5)
+        now, df = time.time(), rows(results)
+        counts = df.groupby("trial_id").epoch.nunique() if len(df) else pd.Series(dtype=int)
+        for trial_id in counts.index:
+            seen.setdefault(trial_id, now)
+        snapshots = list((tmp_path / "studies" / "crash" / "tune").glob("experiment_state*"))
+        snapped = max((p.stat().st_mtime for p in snapshots), default=0.0)
+        interrupted = [t for t, n in counts.items() if n < EPOCHS and seen[t] < snapped - 0.5]
+        if interrupted and counts.size >= 2:
+            break
+        time.sleep(0.3)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait()
     before = rows(results)
-    assert 3 <= before.trial_id.nunique() < TRIALS or len(before) < TRIALS * EPOCHS
+    assert interrupted, "no trial was caught between epochs"
+    unfinished = set(before.groupby("trial_id").filter(lambda g: len(g) < EPOCHS).trial_id)
+    assert before.node_id.nunique() == 1
+    old_node = before.node_id.iloc[0]
 
     resumed = study(path, tmp_path / "studies", ray_tmp, "--resume")
     out, _ = resumed.communicate(timeout=300)
@@ -75,3 +91,16 @@ def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     assert not after.duplicated(["trial_id", "epoch"]).any()
     assert (after.groupby("trial_id").epoch.apply(sorted).map(tuple) == (1, 2, 3)).all()
     assert (after.status == "ok").all()
+    assert set(after.node_id) - {old_node}  # the resumed driver's node ran epochs
+    # the first driver's rows form a prefix of each trial: only later epochs were redone
+    for _, g in after.sort_values("epoch").groupby("trial_id"):
+        old = (g.node_id == old_node).tolist()
+        assert old == sorted(old, reverse=True), g[["epoch", "node_id"]]
+    # an interrupted trial continued from its checkpoint: its first epoch was not run again
+    continued = [
+        t
+        for t in unfinished
+        if (g := after[after.trial_id == t].set_index("epoch")).node_id[1] == old_node
+        and (g.node_id != old_node).any()
+    ]
+    assert continued, (interrupted, after[["trial_id", "epoch", "node_id"]])
