@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import math
 import os
@@ -24,19 +25,20 @@ from typing import Any
 import optuna
 import ray
 import torch
-import yaml
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from study import data as data_mod
+from study import quarantine, start
 from study.config import ConfigError
 from study.results import STATUS_OK, ResultsWriter, error_message, summarize
 from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec
 from study.trial import run_trial
 
 STATE_FILE = "state.pt"
+ROWS = "rows_json"  # a checkpoint's rows so far, as JSON (loads with weights_only=True)
 DEFAULT_STORAGE = Path("studies")
 
 
@@ -47,7 +49,12 @@ def trainable(config: dict[str, Any], spec: StudySpec, data: data_mod.SplitData)
     if cfg.runtime.threads is None:
         cfg = cfg.replace(**{"runtime.threads": max(1, int(spec.resources.cpu))})
     node = ray.get_runtime_context().get_node_id()
-    run_trial(cfg, functools.partial(_report, spec, node), resume=_resume_state(), data=data)
+    state = _resume_state()
+    history = rows_of(state) if state else []
+    if state is not None and "model" not in state:  # the trial ended (diverged) at its last row
+        return tune.report(_metrics(spec, history[-1]))
+    report = functools.partial(_report, spec, node, history)
+    run_trial(cfg, report, resume=state, data=data)
 
 
 def _resume_state() -> dict[str, Any] | None:
@@ -55,22 +62,33 @@ def _resume_state() -> dict[str, Any] | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as d:
-        return torch.load(Path(d) / STATE_FILE, weights_only=False)
+        return torch.load(Path(d) / STATE_FILE, weights_only=True)
 
 
-def _report(spec: StudySpec, node: str, row: dict[str, Any], state_fn: Any) -> None:
+def rows_of(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows a checkpoint holds: every epoch of its trial up to it (what rebuilds a damaged
+    results file, study.quarantine)."""
+    return json.loads(state.get(ROWS, "[]"))
+
+
+def _metrics(spec: StudySpec, row: dict[str, Any]) -> dict[str, Any]:
+    return {"row": row, "epoch": row["epoch"], **objective_values(spec, row)}
+
+
+def _report(spec: StudySpec, node: str, history: list, row: dict[str, Any], state_fn: Any) -> None:
     """Report one epoch: the row, its epoch and the objectives (worst value when missing, so
-    a diverged trial ranks last); with a checkpoint every `checkpoint_every` epochs and last."""
+    a diverged trial ranks last); with a checkpoint every `checkpoint_every` epochs and last,
+    and after a divergence (its rows only). Checkpoints carry the trial's rows so far."""
     row = {**row, "node_id": node}
+    history[:] = [r for r in history if r["epoch"] < row["epoch"]] + [row]
     epoch = row["epoch"]
-    metrics = {"row": row, "epoch": epoch, **objective_values(spec, row)}
     due = epoch % spec.tune.checkpoint_every == 0 or epoch == row["epochs"]
-    if row["status"] != STATUS_OK or not due:
-        tune.report(metrics)
-        return
+    if row["status"] == STATUS_OK and not due:
+        return tune.report(_metrics(spec, row))
+    state = state_fn() if row["status"] == STATUS_OK else {}
     with tempfile.TemporaryDirectory() as d:
-        torch.save(state_fn(), Path(d) / STATE_FILE)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        torch.save({**state, ROWS: json.dumps(history)}, Path(d) / STATE_FILE)
+        tune.report(_metrics(spec, row), checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def objective_values(spec: StudySpec, row: dict[str, Any]) -> dict[str, float]:
@@ -224,9 +242,9 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, Path]:
     study_dir = (args.storage or DEFAULT_STORAGE).resolve() / spec.name
     saved = study_dir / "spec.yaml"
     if args.resume:
-        if not tune.Tuner.can_restore(str(study_dir / "tune")):
+        if not study_dir.is_dir():
             raise ConfigError(f"no study to resume in {study_dir}: run it without --resume")
-        if yaml.safe_load(saved.read_text()) != spec.raw:
+        if start.saved_spec(study_dir) != spec.raw:
             raise ConfigError(
                 f"the spec differs from the one {study_dir} began with ({saved}): resume with "
                 "the same spec and --set values, or start a new study with --name"
@@ -242,6 +260,8 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, Path]:
 def run_study_cli(args: argparse.Namespace) -> int:
     """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`."""
     spec, study_dir = study_spec(args)
+    if args.resume:
+        quarantine.repair(study_dir)
     data = data_mod.load(spec.trial_config(next(spec.corner_params())).dataset)
     started = not ray.is_initialized()
     if started:
@@ -253,17 +273,27 @@ def run_study_cli(args: argparse.Namespace) -> int:
         )
     try:
         check_resources(spec)
-        _fit(spec, study_dir, data, args.resume)
+        ran = _fit(spec, study_dir, data, args.resume)
     finally:
         if started:
             ray.shutdown()
     results = study_dir / "results"
+    quarantine.repair(study_dir)
+    start.crash_point("summary")
     read = f"import pandas as pd; print(pd.read_parquet('{results}'))"
     print(f'{summarize(results)}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
+    if ran < spec.num_trials:  # never silently: a restore that lost part of the plan
+        print(
+            f"study run: error: Tune ended {study_dir} with {ran} of {spec.num_trials} planned "
+            "trials (its tune/ state was inconsistent); the rows written are in results/",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
-def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: bool) -> None:
+def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: bool) -> int:
+    """Start, restart or restore the study's Tuner and run it; the number of trials it has."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors are in Progress/Parquet
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Progress, not tables
@@ -272,14 +302,20 @@ def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: boo
         tune.with_parameters(trainable, spec=spec, data=data),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
+    resume = resume and start.restorable(study_dir)  # else its start never completed
     if resume:
         tuner = tune.Tuner.restore(
             str(study_dir / "tune"), trainable=wrapped, resume_unfinished=True
         )
     else:
-        study_dir.mkdir(parents=True)
-        (study_dir / "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
+        if study_dir.exists():  # --resume of a study whose first snapshot never came
+            storage = spec.search.storage
+            start.restart(study_dir, spec.name, storage and _optuna_storage(storage, study_dir))
+        else:
+            start.create(study_dir, spec.raw)
+            start.crash_point("created")
         tuner = make_tuner(spec, study_dir, wrapped)
+        start.crash_point("tuner")
     verb = "resuming" if resume else "starting"
     print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir}/results")
-    tuner.fit()
+    return len(tuner.fit())

@@ -8,6 +8,7 @@ method but erm takes `alpha`; mit_l and mit_a also take `margin` and `constraint
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -76,8 +77,8 @@ class MethodEntry:
     def check(self, cfg: MethodConfig) -> None:
         """Reject α ≤ 0, margins outside [0, 1), and margins nearly impossible for this α."""
         cfg = self.normalise(cfg)
-        if cfg.alpha is not None and not cfg.alpha > 0:
-            raise ConfigError(f"method.alpha must be > 0, got {cfg.alpha}")
+        if cfg.alpha is not None and not 0 < cfg.alpha < math.inf:
+            raise ConfigError(f"method.alpha must be > 0 and finite, got {cfg.alpha}")
         if cfg.margin is None:
             return
         if not 0 <= cfg.margin < 1:
