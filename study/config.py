@@ -52,7 +52,7 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 350  # the reference code's default
+    epochs: int = 350  # the reference code's default; at most MAX_EPOCHS (10,000)
     batch_size: int = 128  # training batch, reshuffled every epoch
     lr: float = 0.1  # SGD learning rate
     momentum: float = 0.9  # SGD momentum

@@ -80,10 +80,17 @@ class Driver:
         self.proc.send_signal(signal.SIGKILL)
 
     def finish(self, timeout: float = 400) -> int:
+        """Wait for the exit, then take the lines already written (Ray's processes may hold
+        the pipe open after the driver is gone, so no end of stream is awaited)."""
         code = self.proc.wait(timeout=timeout)
-        while self.wait_line("\0", timeout=timeout):
-            pass
-        return code
+        while True:
+            try:
+                line = self.lines.get(timeout=2)
+            except queue.Empty:
+                return code
+            if line is None:
+                return code
+            self.seen.append(line)
 
     def output(self) -> str:
         return "".join(self.seen)[-4000:]
