@@ -53,8 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # usage errors (status 2, one line) and --help (status 0)
         return int(done.code or 0)
     from analysis.report import build_report  # pandas and friends only after parsing
+    from study.config import ConfigError
+    from study.paths import writable_dir
 
     out = args.out or _default_out(args.results)
+    try:  # before any work (a missing RESULTS is the loader's one line, nothing made)
+        if "://" in args.results or Path(args.results).exists():
+            writable_dir(out, "--out")
+    except ConfigError as err:
+        print(f"analysis: {err}", file=sys.stderr)
+        return 2
     try:
         path = build_report(args.results, out, args.epochs, progress=_stderr)
     except ResultsError as err:

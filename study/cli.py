@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from study.config import ConfigError
+from study.yamlio import load_yaml
 
 USER_ERROR = 2
 
@@ -98,7 +99,7 @@ def parse_sets(sets: list[str]) -> dict[str, object]:
         if not eq or not key:
             raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            out[key.strip()] = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out

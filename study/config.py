@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -50,7 +52,7 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 350  # the reference code's default
+    epochs: int = 350  # the reference code's default; at most MAX_EPOCHS (10,000)
     batch_size: int = 128  # training batch, reshuffled every epoch
     lr: float = 0.1  # SGD learning rate
     momentum: float = 0.9  # SGD momentum
@@ -191,6 +193,7 @@ def validate(cfg: TrialConfig) -> None:
     _positive("train.lr", t.lr)
     _positive("model.width", cfg.model.width)
     _positive("calibration.n_bins", cfg.calibration.n_bins)
+    _check_numbers(cfg)
     for key in ("val_size", "train_size", "test_size"):
         value = getattr(cfg.dataset, key)
         if value is not None and value < 1:
@@ -199,14 +202,55 @@ def validate(cfg: TrialConfig) -> None:
         raise ConfigError(
             f"calibration.objective must be one of: ece, nll; got {cfg.calibration.objective!r}"
         )
-    if cfg.runtime.device not in ("auto", "cpu", "cuda") and not cfg.runtime.device.startswith(
-        "cuda:"
-    ):
+    if not re.fullmatch(r"auto|cpu|cuda|cuda:[0-9]+", cfg.runtime.device):
         raise ConfigError(
             f"runtime.device must be auto, cpu, cuda or cuda:N; got {cfg.runtime.device!r}"
         )
 
 
+MAX_EPOCHS = 10_000  # the most epochs (and the latest milestone) a trial may ask for
+MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32)
+
+
+def _check_numbers(cfg: TrialConfig) -> None:
+    """Ranges that would otherwise run and fail late (or never end): non-finite or negative
+    optimiser settings, runaway epochs, seeds numpy refuses, thread counts below one."""
+    t, rt = cfg.train, cfg.runtime
+    rules = [  # (holds, the one line that says why not)
+        (t.epochs <= MAX_EPOCHS, f"train.epochs must be at most {MAX_EPOCHS:,}, got {t.epochs:,}"),
+        (
+            all(0 < m <= MAX_EPOCHS for m in t.milestones)
+            and list(t.milestones) == sorted(set(t.milestones)),
+            f"train.milestones must be increasing epochs in [1, {MAX_EPOCHS:,}], "
+            f"got {list(t.milestones)}",
+        ),
+        (
+            math.isfinite(t.momentum) and 0 <= t.momentum < 1,
+            f"train.momentum must be in [0, 1), got {t.momentum}",
+        ),
+        (
+            math.isfinite(t.weight_decay) and t.weight_decay >= 0,
+            f"train.weight_decay must be finite and ≥ 0, got {t.weight_decay}",
+        ),
+        (
+            math.isfinite(t.gamma) and 0 < t.gamma <= 1,
+            f"train.gamma must be in (0, 1] (the lr's step factor), got {t.gamma}",
+        ),
+        (0 <= t.seed <= MAX_SEED, f"train.seed must be in [0, 2**32), got {t.seed}"),
+        (
+            0 <= cfg.dataset.split_seed <= MAX_SEED,
+            f"dataset.split_seed must be in [0, 2**32), got {cfg.dataset.split_seed}",
+        ),
+        (
+            rt.threads is None or rt.threads >= 1,
+            f"runtime.threads must be ≥ 1 or null (torch's default), got {rt.threads}",
+        ),
+    ]
+    for holds, why in rules:
+        if not holds:
+            raise ConfigError(why)
+
+
 def _positive(where: str, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{where} must be positive, got {value}")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{where} must be positive and finite, got {value}")

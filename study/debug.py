@@ -35,10 +35,13 @@ def trial_config(args: argparse.Namespace) -> TrialConfig:
 
 def trial_cli(args: argparse.Namespace) -> int:
     from study import data as data_mod
+    from study.paths import writable_dir
     from study.results import TrialRows
     from study.trial import run_trial
 
     cfg = trial_config(args)
+    if args.results is not None:  # before an epoch trains, not after
+        writable_dir(args.results, "--results")
     data = data_mod.load(cfg.dataset)
     trial_id = f"trial_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     sizes = ", ".join(f"{k} {v:,}" for k, v in data.sizes().items())

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -135,30 +137,52 @@ def _cache_file(root: Path, part: str, files: list[tuple[Path, int]]) -> Path:
 
 
 def _decode(root: Path, part: str, files: list[tuple[Path, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Decode image files once into uint8 NCHW (cached as .npz for the next load)."""
+    """Decode image files once into uint8 NCHW, cached as .npz for the next load. Any number
+    of processes (or nodes on a shared filesystem) may decode at once: each writes its own
+    temporary file and renames it into place atomically; the last rename wins, and every
+    version is the same arrays. A corrupt image is named, with why, in one line."""
     if not files:
         raise DataError(f"no images found for the {part} split under {root}")
     cache = _cache_file(root, part, files)
-    if cache.exists():
-        with np.load(cache) as z:
-            return z["x"], z["y"]
+    cached = _read_cache(cache)
+    if cached is not None:
+        return cached
     from PIL import Image
     from tqdm import tqdm
 
     images = []
-    for path, _ in tqdm(files, desc=f"decoding {part} images", unit="img", mininterval=2):
-        with Image.open(path) as im:
-            images.append(np.asarray(im.convert("RGB")))
+    bar = tqdm(files, desc=f"decoding {part} images", unit="img", mininterval=2, disable=None)
+    for path, _ in bar:
+        try:
+            with Image.open(path) as im:
+                images.append(np.asarray(im.convert("RGB")))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise DataError(f"cannot decode image {path}: {why}") from None
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"images under {root}/{part} differ in size {sorted(shapes)[:3]}…")
     x = np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2))
     y = np.array([lab for _, lab in files], dtype=np.int64)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, x=x, y=y)
-    os.replace(tmp, cache)
+    tmp = cache.parent / f".{cache.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp.npz"
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, x=x, y=y)
+        os.replace(tmp, cache)
+    except OSError:  # no cache this time (a full or read-only disk): the arrays are decoded
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
     return x, y
+
+
+def _read_cache(cache: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays, or None when there is no readable cache (decode again)."""
+    try:
+        with np.load(cache) as z:
+            return z["x"], z["y"]
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent or damaged
+        return None
 
 
 CIFAR_PARTS = ({"train": True}, {"train": False})

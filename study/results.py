@@ -9,7 +9,7 @@ rename) on every epoch so `pandas.read_parquet(dir)` works while a study runs. R
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -94,15 +94,16 @@ def to_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
 
 
 def write_atomic(table: pa.Table, path: Path, filesystem: pafs.FileSystem | None = None) -> None:
-    """Write `table` to `path` via a temporary file in the same directory and a rename; on a
-    remote `filesystem` (study.storage: S3 and the like) with one upload, which an object store
-    makes visible whole or not at all."""
+    """Write `table` to `path` via a temporary file in the same directory and a rename (the
+    file's mode follows the umask, like every other file of a study); on a remote `filesystem`
+    (study.storage: S3 and the like) with one upload, which an object store makes visible whole
+    or not at all."""
     if filesystem is not None:
         pq.write_table(table, str(path), filesystem=filesystem)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.parent / f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         pq.write_table(table, tmp)
         os.replace(tmp, path)
@@ -117,8 +118,22 @@ class TrialRows:
     def __init__(self, path: Path, filesystem: pafs.FileSystem | None = None):
         self.path, self.filesystem = Path(path), filesystem
         self.rows: dict[int, dict[str, Any]] = {}
-        if _exists(self.path, filesystem):
-            for row in pq.read_table(str(self.path), filesystem=filesystem).to_pylist():
+        if filesystem is not None:  # remote storage: an upload is whole or absent
+            if _exists(self.path, filesystem):
+                for row in pq.read_table(str(self.path), filesystem=filesystem).to_pylist():
+                    self.rows[row["epoch"]] = row
+        elif self.path.exists():
+            from study import quarantine  # a damaged file: set aside, rows from the checkpoint
+
+            why = quarantine.problem(self.path)
+            if why is not None:
+                quarantine.set_aside(self.path, why)
+            found = (
+                quarantine.checkpoint_rows(self.path.parent.parent, self.path.stem)
+                if why
+                else pq.read_table(self.path).to_pylist()
+            )
+            for row in found:
                 self.rows[row["epoch"]] = row
 
     def put(self, row: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ import optuna
 import yaml
 
 from study.config import SECTIONS, ConfigError, TrialConfig, build_section, merge_dotted
+from study.yamlio import load_yaml
 
 OBJECTIVE_METRICS = (  # numeric columns every trial reports; test metrics are never objectives
     *("val_acc", "val_cal_ece", "val_ece", "val_nll", "train_acc", "train_loss"),
@@ -135,7 +136,7 @@ class StudySpec:
     space: tuple[Param, ...] = ()
     grid: tuple[Axis, ...] = ()
     description: str = ""
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # the spec as loaded
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)  # as written: ${VAR} kept
 
     @property
     def sampler(self) -> str:
@@ -196,7 +197,7 @@ def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: `extends` loops back to itself")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except OSError as e:
         raise ConfigError(f"cannot read spec {path}: {e.strerror}") from None
     except yaml.YAMLError as e:
@@ -210,8 +211,11 @@ def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 
 
 def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) -> StudySpec:
-    """Build and validate a StudySpec from plain data (a spec file's content)."""
-    raw = _with_overrides(_expand_env(raw), overrides or {})
+    """Build and validate a StudySpec from plain data (a spec file's content). `raw` keeps
+    `${VAR}` references as written (what a study saves), the settings get their values."""
+    raw = _with_overrides(raw, overrides or {})
+    given = raw
+    raw = _expand_env(raw)
     parts = {"resources": Resources, "tune": TuneSettings}
     valid = ("name", "description", *SECTIONS, "search", *parts, "space", "grid")
     unknown = [k for k in raw if k not in valid]
@@ -220,6 +224,11 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"spec name must be letters, digits, '_', '.', '-'; got {name!r}")
+    if not any(raw.get(k) for k in (*SECTIONS, "space", "grid")):
+        raise ConfigError(
+            "the spec names nothing to run: give at least one of "
+            f"{', '.join((*SECTIONS, 'space', 'grid'))} (an empty one would train the defaults)"
+        )
     fixed = {s: _mapping(s, raw.get(s)) for s in SECTIONS if raw.get(s) is not None}
     spec = StudySpec(
         name=name,
@@ -230,7 +239,7 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
         ),
         grid=tuple(_axis(k, v) for k, v in _mapping("grid", raw.get("grid")).items()),
         description=str(raw.get("description") or ""),
-        raw=raw,
+        raw=given,
         **{k: build_section(k, cls, _mapping(k, raw.get(k))) for k, cls in parts.items()},
     )
     from study.spec_checks import check

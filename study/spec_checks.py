@@ -5,6 +5,7 @@ Split from study.spec, which imports these lazily (they need its types)."""
 
 from __future__ import annotations
 
+import math
 import re
 import typing
 from collections.abc import Iterator
@@ -67,6 +68,8 @@ def check(spec: StudySpec) -> None:
             f"resources.gpu must be a fraction of one GPU or whole GPUs, got {r.gpu}",
         ),
         (t.max_failures >= 0, f"tune.max_failures must be ≥ 0, got {t.max_failures}"),
+        (math.isfinite(r.cpu), f"resources.cpu must be finite, got {r.cpu}"),
+        (s.seed >= 0, f"search.seed must be ≥ 0, got {s.seed}"),
         (
             not s.asha or s.asha.reduction_factor > 1,
             f"search.asha.reduction_factor must be > 1, got {s.asha and s.asha.reduction_factor}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import math
 import os
@@ -24,13 +25,12 @@ from typing import Any
 import optuna
 import ray
 import torch
-import yaml
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from study import cluster, storage
+from study import cluster, quarantine, start, storage
 from study import data as data_mod
 from study.compact import at_study_end
 from study.config import ConfigError
@@ -38,8 +38,10 @@ from study.results import STATUS_OK, ResultsWriter, error_message
 from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec
 from study.summary import summarize
 from study.trial import run_trial
+from study.yamlio import dump_yaml
 
 STATE_FILE = "state.pt"
+ROWS = "rows_json"  # a checkpoint's rows so far, as JSON (loads with weights_only=True)
 DEFAULT_STORAGE = Path("studies")
 
 
@@ -50,7 +52,12 @@ def trainable(config: dict[str, Any], spec: StudySpec, data: data_mod.SplitData)
     if cfg.runtime.threads is None:
         cfg = cfg.replace(**{"runtime.threads": max(1, int(spec.resources.cpu))})
     where = {"node_id": ray.get_runtime_context().get_node_id(), "gpu_ids": cluster.assigned_gpus()}
-    run_trial(cfg, functools.partial(_report, spec, where), resume=_resume_state(), data=data)
+    state = _resume_state()
+    history = rows_of(state) if state else []
+    if state is not None and "model" not in state:  # the trial ended (diverged) at its last row
+        return tune.report(_metrics(spec, history[-1]))
+    report = functools.partial(_report, spec, where, history)
+    run_trial(cfg, report, resume=state, data=data)
 
 
 def _resume_state() -> dict[str, Any] | None:
@@ -58,23 +65,36 @@ def _resume_state() -> dict[str, Any] | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as d:
-        return torch.load(Path(d) / STATE_FILE, weights_only=False)
+        return torch.load(Path(d) / STATE_FILE, weights_only=True)
 
 
-def _report(spec: StudySpec, where: dict[str, str], row: dict[str, Any], state_fn: Any) -> None:
+def rows_of(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows a checkpoint holds: every epoch of its trial up to it (what rebuilds a damaged
+    results file, study.quarantine)."""
+    return json.loads(state.get(ROWS, "[]"))
+
+
+def _metrics(spec: StudySpec, row: dict[str, Any]) -> dict[str, Any]:
+    return {"row": row, "epoch": row["epoch"], **objective_values(spec, row)}
+
+
+def _report(
+    spec: StudySpec, where: dict[str, str], history: list, row: dict[str, Any], state_fn: Any
+) -> None:
     """Report one epoch: the row (with its node and GPUs), its epoch and the objectives (worst
     value when missing, so a diverged trial ranks last); with a checkpoint every
-    `checkpoint_every` epochs and at the last."""
+    `checkpoint_every` epochs and last, and after a divergence (its rows only). Checkpoints
+    carry the trial's rows so far."""
     row = {**row, **where}
+    history[:] = [r for r in history if r["epoch"] < row["epoch"]] + [row]
     epoch = row["epoch"]
-    metrics = {"row": row, "epoch": epoch, **objective_values(spec, row)}
     due = epoch % spec.tune.checkpoint_every == 0 or epoch == row["epochs"]
-    if row["status"] != STATUS_OK or not due:
-        tune.report(metrics)
-        return
+    if row["status"] == STATUS_OK and not due:
+        return tune.report(_metrics(spec, row))
+    state = state_fn() if row["status"] == STATUS_OK else {}
     with tempfile.TemporaryDirectory() as d:
-        torch.save(state_fn(), Path(d) / STATE_FILE)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+        torch.save({**state, ROWS: json.dumps(history)}, Path(d) / STATE_FILE)
+        tune.report(_metrics(spec, row), checkpoint=tune.Checkpoint.from_directory(d))
 
 
 def objective_values(spec: StudySpec, row: dict[str, Any]) -> dict[str, float]:
@@ -237,10 +257,9 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
     study_dir = root / spec.name
     saved = study_dir / "spec.yaml"
     if args.resume:
-        tune_dir = study_dir / "tune"
-        if not tune.Tuner.can_restore(tune_dir.path, storage_filesystem=tune_dir.filesystem):
+        if not study_dir.exists():
             raise ConfigError(f"no study to resume in {study_dir}: run it without --resume")
-        if yaml.safe_load(saved.read_text()) != spec.raw:
+        if start.saved_spec(study_dir) != spec.raw:
             raise ConfigError(
                 f"the spec differs from the one {study_dir} began with ({saved}): resume with "
                 "the same spec and --set values, or start a new study with --name"
@@ -257,6 +276,9 @@ def run_study_cli(args: argparse.Namespace) -> int:
     """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`."""
     spec, study_dir = study_spec(args)
     cluster.check_address(args.address)
+    local = _local(study_dir)
+    if args.resume and local:
+        quarantine.repair(local)
     data = data_mod.load(spec.trial_config(next(spec.corner_params())).dataset)
     started = not ray.is_initialized()
     if started:
@@ -271,23 +293,40 @@ def run_study_cli(args: argparse.Namespace) -> int:
         at_once = spec.tune.max_concurrent_trials or trials_that_fit(spec)
         r = spec.resources
         print(cluster.schedule_line(r.cpu, r.gpu, ray.cluster_resources(), at_once), flush=True)
-        _fit(spec, study_dir, data, args.resume)
+        ran = _fit(spec, study_dir, data, args.resume)
     finally:
         if started:
             ray.shutdown()
     results = study_dir / "results"
+    if local:
+        quarantine.repair(local)
+    start.crash_point("summary")
     print(at_study_end(str(results)))  # one file instead of one per trial (study/compact.py)
     load = "pd.read_parquet" if results.local else "analysis.load_results"
     read = f"import pandas as pd, analysis; print({load}('{results}'))"
-    print(
-        f'{summarize(str(results))}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"'
-    )
+    summary = summarize(str(results))
+    print(f'{summary}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
+    if ran < spec.num_trials:  # never silently: a restore that lost part of the plan
+        print(
+            f"study run: error: Tune ended {study_dir} with {ran} of {spec.num_trials} planned "
+            "trials (its tune/ state was inconsistent); the rows written are in results/",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _local(study_dir: storage.Location) -> Path | None:
+    """The study directory as a local path: the crash-consistency of study.start and the
+    quarantine of study.quarantine work on local files; None on remote storage (an object
+    store's uploads are whole or absent)."""
+    return Path(study_dir.path) if study_dir.local else None
 
 
 def _fit(
     spec: StudySpec, study_dir: storage.Location, data: data_mod.SplitData, resume: bool
-) -> None:
+) -> int:
+    """Start, restart or restore the study's Tuner and run it; the number of trials it has."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors are in Progress/Parquet
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Progress, not tables
@@ -296,6 +335,14 @@ def _fit(
         tune.with_parameters(trainable, spec=spec, data=data),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
+    local = _local(study_dir)
+    tune_dir = study_dir / "tune"
+    restorable = (  # else its start never completed
+        start.restorable(local)
+        if local
+        else tune.Tuner.can_restore(tune_dir.path, storage_filesystem=tune_dir.filesystem)
+    )
+    resume = resume and restorable
     if resume:
         tuner = tune.Tuner.restore(
             (study_dir / "tune").path,
@@ -304,9 +351,18 @@ def _fit(
             storage_filesystem=study_dir.filesystem,
         )
     else:
-        study_dir.mkdir()
-        (study_dir / "spec.yaml").write_text(yaml.safe_dump(spec.raw, sort_keys=False))
+        local = _local(study_dir)
+        if local is None:
+            study_dir.mkdir()
+            (study_dir / "spec.yaml").write_text(dump_yaml(spec.raw))
+        elif local.exists():  # --resume of a study whose first snapshot never came
+            storage_url = spec.search.storage
+            start.restart(local, spec.name, storage_url and _optuna_storage(storage_url, study_dir))
+        else:
+            start.create(local, spec.raw)
+            start.crash_point("created")
         tuner = make_tuner(spec, study_dir, wrapped)
+        start.crash_point("tuner")
     verb = "resuming" if resume else "starting"
     print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir}/results")
-    tuner.fit()
+    return len(tuner.fit())

@@ -127,6 +127,24 @@ def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):
     assert states == ["COMPLETE", "COMPLETE", "FAIL"]
 
 
+def test_a_diverged_trial_can_be_rebuilt_from_its_checkpoint(tmp_path):
+    """Checkpoints carry a trial's rows, a diverged one's too: its damaged file comes back."""
+    from study import quarantine
+
+    spec = {**TINY, "name": "div", "grid": {"train.lr": [0.1, 1e30]}}
+    assert run(tmp_path, spec) == 0
+    study_dir = tmp_path / "studies" / "div"
+    df = pd.read_parquet(study_dir / "results").sort_values(["trial_id", "epoch"])
+    diverged = df[df.status == "diverged"].trial_id.item()
+    assert len(df[df.status == "ok"]) == 2
+    path = study_dir / "results" / f"{diverged}.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    quarantine.repair(study_dir)
+    rebuilt = pd.read_parquet(path)
+    assert list(rebuilt.status) == list(df[df.trial_id == diverged].status)
+    assert rebuilt.message.iloc[-1].startswith("diverged at epoch")
+
+
 def test_asha_stops_the_clearly_worse_trials_early(tmp_path):
     """ASHA (grace 1, factor 2) on train_loss, trials one at a time in a fixed order: erm,
     lossy, erm, lossy. At the epoch-1 rung each lossy trial is below the cutoff the erm trials

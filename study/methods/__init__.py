@@ -9,6 +9,7 @@ method but erm and label_smoothing takes `alpha`; mit_l and mit_a also take `mar
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -101,8 +102,8 @@ class MethodEntry:
         """Reject α ≤ 0, margins outside [0, 1), margins nearly impossible for this α, and
         extra parameters outside their ranges (EXTRA_PARAMS)."""
         cfg = self.normalise(cfg)
-        if cfg.alpha is not None and not cfg.alpha > 0:
-            raise ConfigError(f"method.alpha must be > 0, got {cfg.alpha}")
+        if cfg.alpha is not None and not 0 < cfg.alpha < math.inf:
+            raise ConfigError(f"method.alpha must be > 0 and finite, got {cfg.alpha}")
         for name, (valid, words) in EXTRA_PARAMS.items():
             value = getattr(cfg, name)
             if value is not None and not valid(value):

@@ -1,0 +1,134 @@
+"""Keep a study's `results/` readable as one table (docs/reliability.md).
+
+`pd.read_parquet(results)` reads every file in the folder, so one bad file hides every result.
+`repair(study_dir)` (on `--resume`, and before a study's summary) moves whatever is not a
+whole results file of this schema — an unreadable or truncated Parquet file, another table, a
+non-Parquet file, a temporary file of an interrupted write, a sub-folder — to `quarantine/`
+beside `results/`, with one warning line on stderr naming each; and rebuilds a trial's damaged
+file from the rows its newest checkpoint carries (study.tune keeps a trial's rows so far in
+every checkpoint), so the epochs it had are not lost. A running trial re-reports the epochs
+after that checkpoint when it resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from study.results import (
+    COLUMN_NAMES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STATUS_ERROR,
+    to_table,
+    write_atomic,
+)
+
+QUARANTINE = "quarantine"
+_KEYS = ("trial_id", "epoch", "schema_version")
+
+
+def problem(path: Path) -> str | None:
+    """Why `path` can't stay in a results folder, or None for a whole results file."""
+    if path.is_dir():
+        return "a folder, not a results file"
+    if path.name.startswith((".", "_")):
+        return "a temporary file of an interrupted write"
+    if path.suffix != ".parquet":
+        return "not a .parquet file"
+    try:
+        schema = pq.read_schema(path)
+        names = set(schema.names)
+        foreign = sorted(names - set(COLUMN_NAMES))
+        if foreign or not set(_KEYS) <= names:
+            what = f"columns {foreign[:3]}" if foreign else f"no {'/'.join(_KEYS)} columns"
+            return f"not a results table of this study ({what})"
+        for field in schema:
+            want = SCHEMA.field(field.name).type
+            if not field.type.equals(want):
+                return f"column {field.name} is {field.type}, not {want}"
+        keys = pq.read_table(path, columns=list(_KEYS))  # also reads past the footer
+        versions = set(keys.column("schema_version").to_pylist())
+    except (OSError, pa.ArrowException) as e:
+        return f"unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    newer = sorted(v for v in versions if v is None or v > SCHEMA_VERSION)
+    return f"schema_version {newer[0]} is not one this code reads" if newer else None
+
+
+def set_aside(path: Path, why: str) -> Path:
+    """Move `path` to `<study>/quarantine/` (a unique name) with one warning line."""
+    folder = path.parent.parent / QUARANTINE
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    if target.exists():
+        target = folder / f"{path.stem}.{secrets.token_hex(3)}{path.suffix}"
+    os.replace(path, target)
+    print(f"warning: {path}: {why}; moved to {target}", file=sys.stderr, flush=True)
+    return target
+
+
+def checkpoint_rows(study_dir: Path, trial_id: str) -> list[dict[str, Any]]:
+    """The rows of the newest readable checkpoint of a trial (`tune/<trial_id>/checkpoint_*`)."""
+    import torch
+
+    from study.tune import ROWS, STATE_FILE
+
+    for folder in sorted((study_dir / "tune" / trial_id).glob("checkpoint_*"), reverse=True):
+        try:
+            state = torch.load(folder / STATE_FILE, weights_only=True, map_location="cpu")
+            rows = json.loads(state[ROWS])  # as the trial reported them: add what the
+            # driver's writer adds (the study is named by its folder)
+            extra = {
+                "study": study_dir.name,
+                "trial_id": trial_id,
+                "schema_version": SCHEMA_VERSION,
+            }
+            return [{**r, **extra} for r in rows]
+        except (OSError, RuntimeError, KeyError, ValueError, EOFError):
+            continue
+    return []
+
+
+def _error_row(study_dir: Path, trial_id: str, rows: list[dict[str, Any]]) -> list[dict]:
+    """The error row of a trial that failed (Tune's error.txt), after its last checkpoint."""
+    error = study_dir / "tune" / trial_id / "error.txt"
+    if not error.is_file() or not rows or rows[-1]["status"] == STATUS_ERROR:
+        return []
+    lines = [line.strip() for line in error.read_text().splitlines() if line.strip()]
+    message = lines[-1] if lines else "the trial failed without an error message"
+    last = rows[-1]
+    keep = ("study", "trial_id", "dataset", "model", "method", "pretrained", "alpha", "margin")
+    identity = {k: last.get(k) for k in (*keep, "constraint", "seed", "epochs", "config_json")}
+    error = {"epoch": last["epoch"] + 1, "status": STATUS_ERROR, "message": message}
+    return [{**identity, **error, "schema_version": SCHEMA_VERSION}]
+
+
+def rebuild(study_dir: Path, trial_id: str) -> int:
+    """Write `results/<trial_id>.parquet` from the trial's checkpoint; the rows written."""
+    rows = checkpoint_rows(study_dir, trial_id)
+    rows += _error_row(study_dir, trial_id, rows)
+    if rows:
+        write_atomic(to_table(rows), study_dir / "results" / f"{trial_id}.parquet")
+    return len(rows)
+
+
+def repair(study_dir: Path) -> None:
+    """Quarantine every bad entry of `<study_dir>/results`; rebuild damaged trial files."""
+    results = study_dir / "results"
+    if not results.is_dir():
+        return
+    for path in sorted(results.iterdir()):
+        why = problem(path)
+        if why is None:
+            continue
+        set_aside(path, why)
+        if path.suffix == ".parquet" and (study_dir / "tune" / path.stem).is_dir():
+            n = rebuild(study_dir, path.stem)
+            print(f"rebuilt {path} from its trial's checkpoint: {n} rows", file=sys.stderr)
