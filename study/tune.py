@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,13 @@ import yaml
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from study import data as data_mod
 from study.config import ConfigError
-from study.results import STATUS_OK, ResultsWriter, error_message, summarize
+from study.loggers import make_loggers
+from study.optuna_store import TaggedSearch, create_study, dashboard_command, study_storage
+from study.progress import LiveStatus
+from study.results import STATUS_OK, ResultsWriter, summarize
 from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec
 from study.trial import run_trial
 
@@ -81,7 +82,7 @@ def objective_values(spec: StudySpec, row: dict[str, Any]) -> dict[str, float]:
     }
 
 
-class StudySearch(OptunaSearch):
+class StudySearch(TaggedSearch):
     """OptunaSearch whose restore hands a crashed driver's orphans back to the sampler: an
     Optuna trial still RUNNING that no Tune trial owns (with a persistent storage the database
     runs ahead of Tune's last snapshot) is marked failed and its parameters queued again."""
@@ -99,39 +100,6 @@ class Writer(ResultsWriter, tune.Callback):
     """study.results.ResultsWriter as a Tune callback."""
 
 
-class Progress(tune.Callback):
-    """One line per reported epoch, finished or errored trial (instead of Tune's tables)."""
-
-    def __init__(self, spec: StudySpec):
-        self.total, self.metrics = spec.num_trials, [o.metric for o in spec.search.objectives]
-        self.start = time.monotonic()
-
-    def setup(self, **info: Any) -> None:
-        self.start = time.monotonic()  # also when a restored study starts again
-
-    def _line(self, trials: list, text: str) -> None:
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-        clock = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.start))
-        print(f"[{clock}] {done}/{self.total} done | {text}", flush=True)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
-        row = result.get("row") or {}
-        params = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in trial.config.items())
-        scores = " ".join(f"{m} {_short(row.get(m))}" for m in self.metrics)
-        what = f"epoch {row.get('epoch')}/{row.get('epochs')} {scores}"
-        self._line(trials, f"{trial.trial_id} {params} | {what} {row.get('message') or ''}")
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        self._line(trials, f"{trial.trial_id} finished")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        self._line(trials, f"{trial.trial_id} errored: {error_message(trial)}")
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _trial_dirname(trial: Any) -> str:
     return trial.trial_id
 
@@ -142,7 +110,8 @@ def make_tuner(spec: StudySpec, study_dir: Path, wrapped: Any) -> tune.Tuner:
     goals = spec.search.objectives
     metric = [o.metric for o in goals] if len(goals) > 1 else goals[0].metric
     mode = [o.mode for o in goals] if len(goals) > 1 else goals[0].mode
-    storage = spec.search.storage
+    storage = study_storage(spec.search.storage, study_dir)
+    create_study(spec, storage)  # names the objectives; OptunaSearch loads it
     searcher = StudySearch(
         space=spec.suggest,
         metric=metric,
@@ -150,7 +119,7 @@ def make_tuner(spec: StudySpec, study_dir: Path, wrapped: Any) -> tune.Tuner:
         sampler=SAMPLERS[spec.sampler](spec),
         study_name=spec.name,
         points_to_evaluate=[dict(p) for p in spec.search.points] or None,
-        storage=_optuna_storage(storage, study_dir) if storage else None,
+        storage=storage,
     )
     asha = spec.search.asha
     epochs = spec.trial_config(next(spec.corner_params())).train.epochs
@@ -182,14 +151,14 @@ def make_tuner(spec: StudySpec, study_dir: Path, wrapped: Any) -> tune.Tuner:
             storage_path=str(study_dir),
             failure_config=tune.FailureConfig(max_failures=t.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=t.keep_checkpoints),
-            callbacks=[Writer(study_dir / "results", spec.name, spec), Progress(spec)],
+            callbacks=[
+                Writer(study_dir / "results", spec.name, spec),
+                LiveStatus(spec, study_dir),
+                *make_loggers(t.loggers, study_dir, spec.name),
+            ],
             verbose=0,
         ),
     )
-
-
-def _optuna_storage(url: str, study_dir: Path) -> Any:
-    return optuna.storages.RDBStorage(url.replace("{study_dir}", str(study_dir)))
 
 
 def trials_that_fit(spec: StudySpec) -> int:
@@ -260,14 +229,15 @@ def run_study_cli(args: argparse.Namespace) -> int:
     results = study_dir / "results"
     read = f"import pandas as pd; print(pd.read_parquet('{results}'))"
     print(f'{summarize(results)}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
+    print(f"Optuna dashboard: {dashboard_command(spec.search.storage, study_dir)}")
     return 0
 
 
 def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: bool) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors are in Progress/Parquet
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Progress, not tables
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Parquet is the record
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors: LiveStatus, Parquet
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: LiveStatus, not tables
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Parquet; tune.loggers
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, spec=spec, data=data),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
@@ -282,4 +252,6 @@ def _fit(spec: StudySpec, study_dir: Path, data: data_mod.SplitData, resume: boo
         tuner = make_tuner(spec, study_dir, wrapped)
     verb = "resuming" if resume else "starting"
     print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir}/results")
+    dashboard = dashboard_command(spec.search.storage, study_dir)
+    print(f"log: {study_dir / 'study.log'}; Optuna dashboard: {dashboard}")
     tuner.fit()
