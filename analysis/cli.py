@@ -25,7 +25,15 @@ def parser() -> argparse.ArgumentParser:
     """The command line: one subcommand, `report`."""
     p = _Parser(prog="analysis", description="Tables and figures of mixup-calibration results.")
     commands = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    report = commands.add_parser("report", help="write report.md, figures and tables")
+    report = commands.add_parser(
+        "report",
+        help="write report.md, figures and tables",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  analysis report studies/demo/latest/results      # → studies/demo/latest/report/report.md
+  analysis report out/ --out report/               # rows of `study trial --results out/`
+  analysis report studies/demo/latest/results --epochs best""",
+    )
     report.add_argument("results", type=Path, help="directory of <trial_id>.parquet results")
     report.add_argument(
         "--out", type=Path, default=None, help="output directory (default: RESULTS/../report)"
