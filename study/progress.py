@@ -2,7 +2,8 @@
 best value so far of each objective, elapsed time and an estimate of the time left.
 
 On a terminal the status is one line rewritten in place (at most twice a second); otherwise
-(a log, CI, `nohup`) it is a line every `every` seconds. A finished or errored trial is always a
+(a log, CI, `nohup`) it is a line every `every` seconds, then every tenth of the elapsed time
+(at most every 10 minutes). A finished or errored trial is always a
 line of its own; each trial's per-epoch line only with `study run -v` (`STUDY_VERBOSE=1`: the
 callback is restored with the study on `--resume`, so it reads the setting when it runs). Every
 line, the per-epoch ones included, also goes to `<study_dir>/study.log`.
@@ -24,6 +25,7 @@ from study.results import error_message
 LOG_FILE = "study.log"
 VERBOSE_ENV = "STUDY_VERBOSE"  # "1": per-epoch lines on the console too (`study run -v`)
 TTY_EVERY = 0.5  # seconds between in-place refreshes on a terminal
+MAX_EVERY = 600.0  # the longest gap between status lines in a log
 
 
 def clock(seconds: float) -> str:
@@ -131,7 +133,7 @@ class LiveStatus(tune.Callback):
     def _status(self, trials: list, force: bool = False, final: bool = False) -> None:
         now = monotonic()
         tty = self._tty()
-        if not force and now - self._last_status < (TTY_EVERY if tty else self.every):
+        if not force and now - self._last_status < (TTY_EVERY if tty else self.interval(now)):
             return
         self._last_status = now
         line = self.status_line(trials)
@@ -142,6 +144,12 @@ class LiveStatus(tune.Callback):
             self._drawn = not final
         else:
             print(line, flush=True)
+
+    def interval(self, now: float) -> float:
+        """Seconds between log lines: `every` at first, then a tenth of the elapsed time (a
+        week-long study writes hundreds of status lines, not tens of thousands), at most
+        MAX_EVERY."""
+        return min(MAX_EVERY, max(self.every, (now - self.start) / 10))
 
     def _emit(self, line: str, console: bool = True) -> None:
         """A line of its own: in the log always, on the console when asked (above the status
