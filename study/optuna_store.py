@@ -87,8 +87,7 @@ class TaggedSearch(OptunaSearch):
         params = super().suggest(trial_id)
         trial = self._ot_trials.get(trial_id)
         if trial is not None and "tune_trial_id" not in trial.user_attrs:
-            trial.set_user_attr("tune_trial_id", trial_id)
-            trial.set_user_attr("results_file", f"results/{trial_id}.parquet")
+            _tag(trial, tune_trial_id=trial_id, results_file=f"results/{trial_id}.parquet")
         return params
 
     def on_trial_complete(
@@ -96,5 +95,16 @@ class TaggedSearch(OptunaSearch):
     ) -> None:
         trial = self._ot_trials.get(trial_id)
         if trial is not None and trial_id not in self._completed_trials:
-            trial.set_user_attr("status", final_status(result, error))
+            _tag(trial, status=final_status(result, error))
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def _tag(trial: optuna.Trial, **attrs: str) -> None:
+    """Set user attrs unless the storage already holds the trial finished: after a driver
+    crash the database runs ahead of Tune's snapshot, so a restored searcher may meet a trial
+    it told before the crash (OptunaSearch's own `tell` then fails the same way, and logs it)."""
+    try:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
