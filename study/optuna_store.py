@@ -81,7 +81,8 @@ def final_status(result: dict[str, Any] | None, error: bool) -> str:
 class TaggedSearch(OptunaSearch):
     """OptunaSearch whose trials carry the Tune trial id and the Parquet file when they are
     asked for, and the final status just before they are told (a finished Optuna trial can't
-    be changed)."""
+    be changed); with a persistent storage, a resumed study's trials that the storage already
+    holds finished are left as they are."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         params = super().suggest(trial_id)
@@ -89,6 +90,14 @@ class TaggedSearch(OptunaSearch):
         if trial is not None and "tune_trial_id" not in trial.user_attrs:
             _tag(trial, tune_trial_id=trial_id, results_file=f"results/{trial_id}.parquet")
         return params
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Intermediate values; none for a trial the storage already holds finished (see
+        `_tag`: a resumed study re-reports epochs of trials told before the crash)."""
+        try:
+            super().on_trial_result(trial_id, result)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
