@@ -26,7 +26,13 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="analysis", description="Tables and figures of mixup-calibration results.")
     commands = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     report = commands.add_parser(
-        "report", help="write report.md (Findings on the paper's claims first), figures, tables"
+        "report",
+        help="write report.md (Findings on the paper's claims first), figures, tables",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  analysis report studies/demo/latest              # → studies/demo/latest/report/report.md
+  analysis report out/ --out report/               # rows of `study trial --results out/`
+  analysis report s3://bucket/studies/NAME --epochs best""",
     )
     report.add_argument(
         "results", help="study directory, its results/ directory, one file, or a URI (s3://…)"

@@ -7,6 +7,7 @@ and exit with status 2; nothing is started.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,25 @@ from study.config import ConfigError
 from study.yamlio import load_yaml
 
 USER_ERROR = 2
+EXAMPLES = {  # each command's --help ends with these
+    "run": """examples:
+  study run search_spaces/demo.yaml
+  study run search_spaces/demo.yaml --name quick --set train.epochs=2 --set search.trials=4 -v
+  CIFAR10_DIR=/data/cifar10 study run search_spaces/cifar10_cpu.yaml --address auto
+  study run search_spaces/paper_cifar10.yaml --storage s3://bucket/studies --address HOST:6379""",
+    "resume": """examples:
+  study resume search_spaces/demo.yaml                # after a crash or Ctrl-C
+  study resume search_spaces/demo.yaml --storage studies/demo --name demo-20260101-120000""",
+    "trial": """examples:
+  study trial search_spaces/demo.yaml --set method.name=mit_a --results out/
+  study trial --set dataset.name=fake --set model.width=8 --set train.epochs=1""",
+    "compact": """examples:
+  study compact studies/demo/latest                   # an interrupted study's files, merged
+  study compact s3://bucket/studies/paper_cifar10""",
+    "validate": """examples:
+  study validate search_spaces/demo.yaml
+  study validate search_spaces/paper_cifar10.yaml""",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a study on Ray Tune (a local Ray instance by default)")
+    def command(name: str, **kw: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, epilog=EXAMPLES[name], formatter_class=argparse.RawDescriptionHelpFormatter, **kw
+        )
+
+    run = command("run", help="run a study on Ray Tune (a local Ray instance by default)")
     run.add_argument("spec", type=Path, help="study spec (YAML, see search_spaces/)")
     run.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT")
     run.add_argument(
@@ -57,15 +82,21 @@ def _parser() -> argparse.ArgumentParser:
         dest="sets",
         help="override a fixed setting, e.g. train.epochs=2 (repeatable)",
     )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print every trial's per-epoch line (always in STUDY_DIR/study.log)",
+    )
     run.set_defaults(func=_run)
 
-    resume = sub.add_parser("resume", help="continue a stopped or crashed study (run --resume)")
+    resume = command("resume", help="continue a stopped or crashed study (run --resume)")
     for a in run._actions[1:]:
         if a.dest not in ("resume", "help"):
             resume._add_action(a)
     resume.set_defaults(func=_resume)
 
-    trial = sub.add_parser("trial", help="run one trial in-process, without Ray (debugging)")
+    trial = command("trial", help="run one trial in-process, without Ray (debugging)")
     trial.add_argument("spec", nargs="?", type=Path, help="optional spec: its fixed settings")
     trial.add_argument(
         "--set",
@@ -79,13 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     trial.add_argument("--quiet", action="store_true", help="no progress bar")
     trial.set_defaults(func=_trial)
 
-    compact = sub.add_parser(
+    compact = command(
         "compact", help="merge a study's per-trial results files into one (safe, idempotent)"
     )
     compact.add_argument("directory", help="study directory, its results/, or a URI (s3://…)")
     compact.set_defaults(func=_compact)
 
-    validate = sub.add_parser("validate", help="check a spec and print its search space")
+    validate = command("validate", help="check a spec and print its search space")
     validate.add_argument("spec", type=Path)
     validate.set_defaults(func=_validate)
     return p
@@ -112,6 +143,8 @@ def _lazy(module: str, name: str) -> Callable:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.verbose:
+        os.environ["STUDY_VERBOSE"] = "1"  # read by study.progress.LiveStatus, also on resume
     return _lazy("study.tune", "run_study_cli")(args)
 
 

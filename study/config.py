@@ -169,7 +169,7 @@ def coerce(where: str, hint: Any, value: Any) -> Any:
         if option is str and isinstance(value, str):
             return value
         if typing.get_origin(option) is tuple and isinstance(value, list | tuple):
-            return tuple(coerce(where, int, v) for v in value)
+            return tuple(coerce(where, typing.get_args(option)[0], v) for v in value)
     names = " or ".join(_type_name(o) for o in options)
     raise ConfigError(f"{where} must be {names}, got {value!r}")
 

@@ -35,6 +35,7 @@ OBJECTIVE_METRICS = (  # numeric columns every trial reports; test metrics are n
     *("epoch_seconds", "samples_per_second"),
 )
 DEFAULT_TRIALS = 10
+LOGGERS = {"csv": "ray", "tensorboard": "tensorboardX", "mlflow": "mlflow"}  # → its package
 MAX_CORNERS = 4096  # at most this many corner trials of a space are validated on load
 _ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -76,6 +77,7 @@ class TuneSettings:
     checkpoint_every: int = 1  # epochs between checkpoints (the last epoch always has one)
     keep_checkpoints: int = 2  # newest checkpoints kept per trial
     reuse_actors: bool = True  # reuse trial processes (saves ~1 s per trial)
+    loggers: tuple[str, ...] = ()  # Tune's logger callbacks, of LOGGERS (study.loggers)
 
 
 @dataclass(frozen=True)

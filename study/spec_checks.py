@@ -5,6 +5,7 @@ Split from study.spec, which imports these lazily (they need its types)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 import typing
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from study.config import SECTIONS, ConfigError, coerce
-from study.spec import OBJECTIVE_METRICS, SAMPLERS, Axis, Param, StudySpec, value_label
+from study.spec import LOGGERS, OBJECTIVE_METRICS, SAMPLERS, Axis, Param, StudySpec, value_label
 
 
 def field_hint(dotted: str) -> Any:
@@ -78,11 +79,25 @@ def check(spec: StudySpec) -> None:
     for holds, why in rules:
         if not holds:
             raise ConfigError(why)
+    _check_loggers(t.loggers)
     for i, p in enumerate(spec.space):
         _check_param(p, spec.space[:i])
     _check_points(spec)
     _check_axes(spec.grid)
     _check_trials(spec)
+
+
+def _check_loggers(names: tuple[str, ...]) -> None:
+    """Known logger names, each once, whose package is installed."""
+    for name in names:
+        _one_of("tune.loggers entry", name, LOGGERS)
+        if importlib.util.find_spec(LOGGERS[name]) is None:
+            raise ConfigError(
+                f"tune.loggers {name} needs the package {LOGGERS[name]}: pip install "
+                "'mixup-calibration-study[loggers]' (or drop it from tune.loggers)"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"tune.loggers repeats a name: {list(names)}")
 
 
 def _one_of(where: str, value: Any, valid: Any) -> None:
@@ -215,4 +230,5 @@ def describe_lines(spec: StudySpec) -> Iterator[str]:
         f"per trial: {r.cpu:g} CPU, {r.gpu:g} GPU; at once: {at_once}; retries: "
         f"{t.max_failures}; checkpoint every {t.checkpoint_every} epochs, keep {t.keep_checkpoints}"
     )
-    yield from [f"Optuna storage: {s.storage}"] if s.storage else []
+    yield f"Optuna storage: {s.storage or 'sqlite:///{study_dir}/optuna.db (default)'}"
+    yield from [f"loggers: {', '.join(t.loggers)}"] if t.loggers else []

@@ -18,7 +18,6 @@ import math
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,15 @@ import torch
 from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from study import cluster, quarantine, start, storage
 from study import data as data_mod
 from study.compact import at_study_end
 from study.config import ConfigError
-from study.results import STATUS_OK, ResultsWriter, error_message
+from study.loggers import make_loggers
+from study.optuna_store import TaggedSearch, create_study, dashboard_command, study_storage
+from study.progress import LiveStatus
+from study.results import STATUS_OK, ResultsWriter
 from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec
 from study.summary import summarize
 from study.trial import run_trial
@@ -105,7 +106,7 @@ def objective_values(spec: StudySpec, row: dict[str, Any]) -> dict[str, float]:
     }
 
 
-class StudySearch(OptunaSearch):
+class StudySearch(TaggedSearch):
     """OptunaSearch whose restore hands a crashed driver's orphans back to the sampler: an
     Optuna trial still RUNNING that no Tune trial owns (with a persistent storage the database
     runs ahead of Tune's last snapshot) is marked failed and its parameters queued again."""
@@ -123,39 +124,6 @@ class Writer(ResultsWriter, tune.Callback):
     """study.results.ResultsWriter as a Tune callback."""
 
 
-class Progress(tune.Callback):
-    """One line per reported epoch, finished or errored trial (instead of Tune's tables)."""
-
-    def __init__(self, spec: StudySpec):
-        self.total, self.metrics = spec.num_trials, [o.metric for o in spec.search.objectives]
-        self.start = time.monotonic()
-
-    def setup(self, **info: Any) -> None:
-        self.start = time.monotonic()  # also when a restored study starts again
-
-    def _line(self, trials: list, text: str) -> None:
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-        clock = time.strftime("%H:%M:%S", time.gmtime(time.monotonic() - self.start))
-        print(f"[{clock}] {done}/{self.total} done | {text}", flush=True)
-
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info):
-        row = result.get("row") or {}
-        params = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in trial.config.items())
-        scores = " ".join(f"{m} {_short(row.get(m))}" for m in self.metrics)
-        what = f"epoch {row.get('epoch')}/{row.get('epochs')} {scores}"
-        self._line(trials, f"{trial.trial_id} {params} | {what} {row.get('message') or ''}")
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        self._line(trials, f"{trial.trial_id} finished")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
-        self._line(trials, f"{trial.trial_id} errored: {error_message(trial)}")
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _trial_dirname(trial: Any) -> str:
     return trial.trial_id
 
@@ -166,7 +134,10 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
     goals = spec.search.objectives
     metric = [o.metric for o in goals] if len(goals) > 1 else goals[0].metric
     mode = [o.mode for o in goals] if len(goals) > 1 else goals[0].mode
-    storage = spec.search.storage
+    home = _home(study_dir)
+    home.mkdir(parents=True, exist_ok=True)
+    storage = study_storage(spec.search.storage, home)
+    create_study(spec, storage)  # names the objectives; OptunaSearch loads it
     searcher = StudySearch(
         space=spec.suggest,
         metric=metric,
@@ -174,7 +145,7 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
         sampler=SAMPLERS[spec.sampler](spec),
         study_name=spec.name,
         points_to_evaluate=[dict(p) for p in spec.search.points] or None,
-        storage=_optuna_storage(storage, study_dir) if storage else None,
+        storage=storage,
     )
     asha = spec.search.asha
     epochs = spec.trial_config(next(spec.corner_params())).train.epochs
@@ -208,7 +179,11 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
             storage_filesystem=study_dir.filesystem,
             failure_config=tune.FailureConfig(max_failures=t.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=t.keep_checkpoints),
-            callbacks=[Writer(results, spec.name, spec, fs), Progress(spec)],
+            callbacks=[
+                Writer(results, spec.name, spec, fs),
+                LiveStatus(spec, home),
+                *make_loggers(t.loggers, home, spec.name),
+            ],
             verbose=0,
         ),
     )
@@ -219,8 +194,13 @@ def _results(study_dir: storage.Location) -> tuple[Path, Any]:
     return Path((study_dir / "results").path), study_dir.filesystem
 
 
-def _optuna_storage(url: str, study_dir: storage.Location) -> Any:
-    return optuna.storages.RDBStorage(url.replace("{study_dir}", str(study_dir)))
+def _home(study_dir: storage.Location) -> Path:
+    """Where the study's local companions live (study.log, the Optuna SQLite storage, the
+    loggers' files): the study directory itself, or ./studies/<name> when the study's storage
+    is remote (SQLite and the loggers need a local filesystem)."""
+    if study_dir.local:
+        return Path(study_dir.path)
+    return DEFAULT_STORAGE / Path(study_dir.path).name
 
 
 def trials_that_fit(spec: StudySpec) -> int:
@@ -313,6 +293,7 @@ def run_study_cli(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    print(f"Optuna dashboard: {dashboard_command(spec.search.storage, _home(study_dir))}")
     return 0
 
 
@@ -328,9 +309,9 @@ def _fit(
 ) -> int:
     """Start, restart or restore the study's Tuner and run it; the number of trials it has."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors are in Progress/Parquet
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Progress, not tables
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Parquet is the record
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors: LiveStatus, Parquet
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: LiveStatus, not tables
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Parquet; tune.loggers
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, spec=spec, data=data),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
@@ -356,8 +337,7 @@ def _fit(
             study_dir.mkdir()
             (study_dir / "spec.yaml").write_text(dump_yaml(spec.raw))
         elif local.exists():  # --resume of a study whose first snapshot never came
-            storage_url = spec.search.storage
-            start.restart(local, spec.name, storage_url and _optuna_storage(storage_url, study_dir))
+            start.restart(local, spec.name, study_storage(spec.search.storage, local))
         else:
             start.create(local, spec.raw)
             start.crash_point("created")
@@ -365,4 +345,7 @@ def _fit(
         start.crash_point("tuner")
     verb = "resuming" if resume else "starting"
     print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir}/results")
+    home = _home(study_dir)
+    dashboard = dashboard_command(spec.search.storage, home)
+    print(f"log: {home / 'study.log'}; Optuna dashboard: {dashboard}")
     return len(tuner.fit())

@@ -1,0 +1,210 @@
+"""The tools researchers already use, on one tiny study (one local Ray instance, 3 trials × 2
+epochs): the Optuna storage in the study directory (objective names, each trial tagged with its
+Tune trial id, Parquet file and final status), optuna-dashboard serving it on loopback, Tune's
+CSV / TensorBoard / MLflow loggers read back, and the live status in a captured log."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import io
+import json
+import re
+import shutil
+import tempfile
+import threading
+import urllib.request
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import optuna
+import pandas as pd
+import pytest
+import ray
+import yaml
+from test_tune import GOALS, TINY
+
+from study.cli import main
+
+pytestmark = pytest.mark.slow
+
+NEEDS = {"csv": (), "tensorboard": ("tensorboardX", "tensorboard"), "mlflow": ("mlflow",)}
+LOGGERS = [n for n, pkgs in NEEDS.items() if all(importlib.util.find_spec(p) for p in pkgs)]
+TRIALS = 3
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> dict:
+    """Run the study once; its directory, stdout and results for every test here."""
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
+    root = tmp_path_factory.mktemp("tools")
+    spec = {
+        **TINY,
+        "name": "tools",
+        "tune": {"loggers": LOGGERS},
+        "search": {
+            "sampler": "random",
+            "trials": TRIALS,
+            "seed": 3,
+            "objectives": GOALS,
+            "points": [{"method.name": "mit_a"}],  # at least one trial with α and a margin
+        },
+        "space": {
+            "method.name": ["erm", "mit_a"],
+            "method.alpha": {"float": [0.2, 1.0], "when": {"method.name": "mit_a"}},
+            "method.margin": {"float": [0.0, 0.5], "when": {"method.name": "mit_a"}},
+        },
+    }
+    path = root / "tools.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(["run", str(path), "--storage", str(root / "studies")])
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert code == 0, out.getvalue()[-2000:]
+    study_dir = root / "studies" / "tools"
+    df = pd.read_parquet(study_dir / "results").sort_values(["trial_id", "epoch"])
+    return {"dir": study_dir, "out": out.getvalue(), "df": df}
+
+
+def last_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df.groupby("trial_id").tail(1).set_index("trial_id")
+
+
+def test_optuna_storage_has_names_and_tags_matching_the_parquet_files(study):
+    d = study["dir"]
+    s = optuna.load_study(study_name="tools", storage=f"sqlite:///{d / 'optuna.db'}")
+    assert s.metric_names == ["val_acc", "val_cal_ece"]
+    assert len(s.trials) == TRIALS
+    last = last_rows(study["df"])
+    files = {p.stem for p in (d / "results").glob("*.parquet")}
+    assert {t.user_attrs["tune_trial_id"] for t in s.trials} == files == set(last.index)
+    for t in s.trials:
+        tid = t.user_attrs["tune_trial_id"]
+        assert (d / t.user_attrs["results_file"]) == d / "results" / f"{tid}.parquet"
+        assert t.user_attrs["status"] == last.loc[tid, "status"] == "ok"
+        assert t.values == pytest.approx([last.loc[tid, "val_acc"], last.loc[tid, "val_cal_ece"]])
+    assert f"optuna-dashboard sqlite:///{d / 'optuna.db'}" in study["out"]
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args) -> None:  # no request lines in the test output
+        pass
+
+
+def test_optuna_dashboard_serves_the_study_on_loopback(study):
+    from optuna_dashboard import wsgi
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{study['dir'] / 'optuna.db'}")
+    server = make_server("127.0.0.1", 0, wsgi(storage), handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+
+        def get(path: str) -> dict:
+            with urllib.request.urlopen(base + path, timeout=30) as r:
+                return json.load(r)
+
+        studies = get("/api/studies")["study_summaries"]
+        assert [s["study_name"] for s in studies] == ["tools"]
+        detail = get(f"/api/studies/{studies[0]['study_id']}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert detail["objective_names"] == ["val_acc", "val_cal_ece"]
+    trials = detail["trials"]
+    assert len(trials) == TRIALS
+    tags = [{a["key"]: a["value"] for a in t["user_attrs"]} for t in trials]
+    assert {t["tune_trial_id"] for t in tags} == set(study["df"].trial_id)
+    assert all(t["status"] == "ok" for t in tags)
+
+
+def _mit(study) -> pd.DataFrame:
+    df = study["df"]
+    mit = df[df.method == "mit_a"]
+    assert not mit.empty
+    return mit[mit.trial_id == mit.trial_id.iloc[0]]
+
+
+def test_csv_logger_writes_each_epoch_with_the_params(study):
+    if "csv" not in LOGGERS:
+        pytest.skip("ray's CSV logger unavailable")
+    rows = _mit(study)
+    csv = pd.read_csv(study["dir"] / "tune" / rows.trial_id.iloc[0] / "progress.csv")
+    assert list(csv.epoch) == [1, 2]
+    assert csv.val_acc.tolist() == pytest.approx(rows.val_acc.tolist())
+    assert csv.val_cal_ece.tolist() == pytest.approx(rows.val_cal_ece.tolist())
+    assert (csv.method == "mit_a").all()
+    assert csv.alpha.tolist() == pytest.approx(rows.alpha.tolist())
+    assert csv.margin.tolist() == pytest.approx(rows.margin.tolist())
+
+
+def test_tensorboard_logger_writes_scalars_and_hparams(study):
+    if "tensorboard" not in LOGGERS:
+        pytest.skip("tensorboard (the event reader) is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    rows = _mit(study)
+    (events,) = glob.glob(str(study["dir"] / "tune" / rows.trial_id.iloc[0] / "events.*"))
+    acc = EventAccumulator(events)
+    acc.Reload()
+    for metric in ("val_acc", "val_cal_ece"):
+        logged = [(e.step, e.value) for e in acc.Scalars(f"ray/tune/{metric}")]
+        assert [s for s, _ in logged] == [1, 2]
+        assert [v for _, v in logged] == pytest.approx(rows[metric].tolist(), rel=1e-6)
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hp = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hp["method.name"].string_value == "mit_a"
+    assert hp["method.alpha"].number_value == pytest.approx(rows.alpha.iloc[0])
+    assert hp["method.margin"].number_value == pytest.approx(rows.margin.iloc[0])
+
+
+def test_mlflow_logger_writes_a_run_per_trial_in_the_study_dir(study):
+    if "mlflow" not in LOGGERS:
+        pytest.skip("mlflow is not installed")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{study['dir'] / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tools").experiment_id])
+    assert len(runs) == TRIALS
+    rows = _mit(study)
+    (run,) = [r for r in runs if rows.trial_id.iloc[0] in r.info.run_name]
+    assert run.data.params["method.name"] == "mit_a"
+    assert float(run.data.params["method.alpha"]) == pytest.approx(rows.alpha.iloc[0])
+    assert float(run.data.params["method.margin"]) == pytest.approx(rows.margin.iloc[0])
+    for metric in ("val_acc", "val_cal_ece"):
+        history = sorted(
+            (m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric)
+        )
+        assert [s for s, _ in history] == [1, 2]
+        assert [v for _, v in history] == pytest.approx(rows[metric].tolist())
+
+
+STATUS = re.compile(
+    r"^\[\d+:\d\d:\d\d\] (\d+) running, (\d+) done, (\d+) errored of (\d+)"
+    r"(?: \| best val_acc ([\d.]+) \(\w+\) val_cal_ece ([\d.]+) \(\w+\))?"
+    r"(?: \| ~\d+:\d\d:\d\d left)?$"
+)
+
+
+def test_live_status_in_a_captured_log(study):
+    out = study["out"].splitlines()
+    status = [m for m in map(STATUS.match, out) if m]
+    assert status, study["out"][-2000:]
+    final = status[-1].groups()
+    assert final[:4] == ("0", str(TRIALS), "0", str(TRIALS))
+    df = study["df"]
+    assert float(final[4]) == pytest.approx(df.val_acc.max(), abs=1e-4)
+    assert float(final[5]) == pytest.approx(df.val_cal_ece.min(), abs=1e-4)
+    assert sum(line.endswith(" finished") for line in out) == TRIALS
+    assert not any(" | epoch " in line for line in out)  # per-epoch lines only with -v
+    log = (study["dir"] / "study.log").read_text().splitlines()
+    assert sum(" | epoch " in line for line in log) == TRIALS * 2  # …and always in the log
+    assert any(STATUS.match(line.split(" ", 2)[2]) for line in log)
