@@ -1,8 +1,9 @@
 """The Findings' warnings (what makes a verdict less sure than it looks) and the test-set size.
 
-- Temperatures at the edge of the search grid (`study.calibration.PAPER_GRID`, 0.01 … 4.99):
-  the best T may lie beyond the grid, so that trial's calibrated (or optimal) ECE is only an
-  upper bound of what temperature scaling would reach.
+- Temperatures at the edge of the search grid (`study.grid`: the grid of
+  `study.calibration.PAPER_GRID`, 0.01 … 4.99): the best T may lie beyond the grid, so that
+  trial's calibrated (or optimal) ECE is only an upper bound of what temperature scaling would
+  reach.
 - Trials that repeat an earlier trial's configuration and seed (`analysis.trials.repeats`):
   counted once, never as replicates.
 - Too few seeds: with one seed no verdict can be decided; with two, an interval rests on two
@@ -54,9 +55,9 @@ def _repeats(df: pd.DataFrame) -> list[str]:
 
 def grid_edges() -> tuple[float, float]:
     """The lowest and highest temperature of the paper's search grid."""
-    from study.calibration import PAPER_GRID  # torch: imported only when results are checked
+    from study.grid import GRID_EDGES  # torch-free: the report does not import torch for it
 
-    return float(PAPER_GRID[0]), float(PAPER_GRID[-1])
+    return GRID_EDGES
 
 
 def _edges(df: pd.DataFrame) -> list[str]:

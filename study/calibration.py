@@ -19,7 +19,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-PAPER_GRID = torch.arange(1, 500, dtype=torch.float64) / 100  # 0.01, 0.02, …, 4.99
+from study.grid import GRID_FIRST, GRID_LAST, GRID_SCALE
+
+PAPER_GRID = torch.arange(GRID_FIRST, GRID_LAST + 1, dtype=torch.float64) / GRID_SCALE  # 0.01…4.99
 _CHUNK_ELEMENTS = 1 << 22  # temperatures × samples × classes per chunk (bounds memory)
 
 
