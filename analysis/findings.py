@@ -35,7 +35,7 @@ SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusi
 TOLERANCE = 0.005  # "keeps" / "at least as well": within half a percentage point
 N_BOOT = 2000
 COLUMNS = [  # what `assess` reads, besides the label keys `load_results` always gives
-    *("seed", "status", "constraint", "config_json", "val_acc", "val_cal_ece"),
+    *("seed", "epochs", "status", "constraint", "config_json", "val_acc", "val_cal_ece"),
     *("test_acc", "test_ece", "test_cal_ece", "temperature", "opt_temperature", "test_bin_count"),
 ]
 ONE_SEED = "one seed: nothing measures the seed-to-seed noise"

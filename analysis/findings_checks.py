@@ -28,7 +28,22 @@ FITTED = {  # temperature column → the metric it feeds and where T was fitted
 
 def warnings(df: pd.DataFrame, unique: pd.DataFrame, view: pd.DataFrame) -> list[str]:
     """Warnings on `df` (one row per trial), its repeat-free rows and the table view."""
-    return [*_repeats(df), *_edges(unique), *_seeds(view)]
+    return [*_unfinished(df), *_repeats(df), *_edges(unique), *_seeds(view)]
+
+
+def _unfinished(df: pd.DataFrame) -> list[str]:
+    """Trials whose row is before their planned last epoch (still running, stopped by ASHA, or
+    ended by divergence or an error): they are compared at that earlier epoch."""
+    rows = df[df["epoch"] < df["epochs"]]
+    if rows.empty:
+        return []
+    names = rows["trial_id"].astype(str) + " at epoch " + rows["epoch"].astype(str)
+    return [
+        f"{_trials(len(rows))} did not reach {'their' if len(rows) > 1 else 'its'} planned last "
+        f"epoch (still running, stopped early, or ended by a failure), so "
+        f"{'they are' if len(rows) > 1 else 'it is'} compared at an earlier epoch than the "
+        f"others: {_named(rows, names)}."
+    ]
 
 
 def _named(rows: pd.DataFrame, text: pd.Series) -> str:

@@ -150,3 +150,16 @@ def test_temperatures_at_the_grid_edge_are_warned(tmp_path):
     assert "CutMix, seed 0 (t000004: T = 0.01)" in validation
     assert "calibrated ECE is only an upper bound" in validation
     assert test.startswith("2 trials fitted T on test") and "T = 4.99" in test
+
+
+def test_trials_before_their_planned_last_epoch_are_warned(tmp_path):
+    """A study read while it runs (or with trials stopped early) compares some trials at an
+    earlier epoch: the Findings say which, and only those."""
+    directory = write(_cells(PAPER), tmp_path / "r", seeds=3)
+    df = load_results(directory, columns=findings.COLUMNS)
+    assert not any("planned last epoch" in w for w in findings.assess(df, n_boot=50).warnings)
+    late = df["trial_id"].iloc[0]
+    df.loc[df["trial_id"] == late, "epoch"] = df["epochs"] - 1
+    text = " ".join(findings.assess(df, n_boot=50).warnings)
+    assert "1 trial did not reach its planned last epoch" in text
+    assert f"{late} at epoch" in text
