@@ -138,6 +138,7 @@ class StudySpec:
     space: tuple[Param, ...] = ()
     grid: tuple[Axis, ...] = ()
     description: str = ""
+    storage: str | None = None  # where studies live (a directory or URI); `--storage` overrides
     raw: dict[str, Any] = field(default_factory=dict, compare=False)  # as written: ${VAR} kept
 
     @property
@@ -219,7 +220,7 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
     given = raw
     raw = _expand_env(raw)
     parts = {"resources": Resources, "tune": TuneSettings}
-    valid = ("name", "description", *SECTIONS, "search", *parts, "space", "grid")
+    valid = ("name", "description", "storage", *SECTIONS, "search", *parts, "space", "grid")
     unknown = [k for k in raw if k not in valid]
     if unknown:
         raise ConfigError(f"unknown spec key {unknown[0]!r}; valid keys: {', '.join(valid)}")
@@ -232,6 +233,9 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
             f"{', '.join((*SECTIONS, 'space', 'grid'))} (an empty one would train the defaults)"
         )
     fixed = {s: _mapping(s, raw.get(s)) for s in SECTIONS if raw.get(s) is not None}
+    where = raw.get("storage")
+    if where is not None and (not isinstance(where, str) or not where.strip()):
+        raise ConfigError(f"spec storage must be a directory or a URI (s3://…), got {where!r}")
     spec = StudySpec(
         name=name,
         fixed=fixed,
@@ -241,6 +245,7 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
         ),
         grid=tuple(_axis(k, v) for k, v in _mapping("grid", raw.get("grid")).items()),
         description=str(raw.get("description") or ""),
+        storage=where,
         raw=given,
         **{k: build_section(k, cls, _mapping(k, raw.get(k))) for k, cls in parts.items()},
     )

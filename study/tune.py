@@ -232,7 +232,7 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
     spec = load_spec(args.spec, parse_sets(args.sets))
     if args.name:
         spec = parse_spec({**spec.raw, "name": args.name})
-    root = storage.open_location(args.storage or DEFAULT_STORAGE)
+    root = storage.open_location(args.storage or spec.storage or DEFAULT_STORAGE)
     storage.check_writable(root)
     study_dir = root / spec.name
     saved = study_dir / "spec.yaml"

@@ -69,6 +69,20 @@ def test_storage_that_is_a_file(tmp_path, capsys):
     assert "Not a directory" in refused(tmp_path, capsys, str(tmp_path / "file" / "sub"))
 
 
+def test_a_specs_storage_is_used_and_checked_like_the_flag(tmp_path, capsys):
+    """`storage:` in a spec is where its studies live unless `--storage` says otherwise: a bad
+    one is refused in one line before Ray starts; `--storage` overrides it."""
+    (tmp_path / "file").write_text("x")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "name": "s", "storage": str(tmp_path / "file")}))
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a file" in err and str(tmp_path / "file") in err
+    assert not ray.is_initialized()
+    assert main(["run", str(path), "--storage", str(tmp_path / "file" / "sub")]) == 2
+    assert "Not a directory" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(not Path("/sys/fs").is_dir(), reason="no /sys/fs")
 def test_storage_on_a_read_only_filesystem(tmp_path, capsys):
     assert "not writable" in refused(tmp_path, capsys, "/sys/fs/study-storage-check")
