@@ -99,7 +99,7 @@ SPECS: dict[str, tuple[str | dict, str]] = {
     "val size zero": (_with("dataset", val_size=0), "dataset.val_size must be a positive"),
     "unknown dataset": (_with("dataset", name="imagenet"), "unknown dataset 'imagenet'"),
     "unknown model": (_with("model", name="vgg"), "unknown model 'vgg'"),
-    "unknown method": (_method(name="cutmix"), "unknown method 'cutmix'"),
+    "unknown method": (_method(name="mixout"), "unknown method 'mixout'"),
     "cpu zero": ({**GOOD, "resources": {"cpu": 0}}, "resources.cpu must be positive"),
     "cpu inf": ({**GOOD, "resources": {"cpu": INF}}, "resources.cpu must be finite"),
     "gpu negative": ({**GOOD, "resources": {"gpu": -1}}, "resources.gpu must be a fraction"),

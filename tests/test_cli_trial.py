@@ -43,7 +43,7 @@ def test_the_issue_command_writes_parquet_rows(tmp_path):
 
 
 BAD = [
-    (["--set", "method.name=mixout"], "unknown method 'mixout'; valid: erm"),
+    (["--set", "method.name=mixout"], "unknown method 'mixout'; valid: cutmix, erm"),
     (["--set", "dataset.name=imagenet"], "unknown dataset 'imagenet'; valid: cifar10"),
     (["--set", "model.name=vgg"], "unknown model 'vgg'; valid: resnet110"),
     (["--set", "train.epoch=3"], "unknown key train.epoch; valid keys: epochs"),

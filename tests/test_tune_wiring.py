@@ -126,7 +126,9 @@ def test_checkpoints_every_n_epochs_and_at_the_last(study):
     ids = df.groupby("method").trial_id.first()
     for method, expected in (("erm", [2, 4, 5]), ("flaky", [2, 4, 5]), ("nan", [])):
         states = sorted((storage / "wired" / "tune").rglob(f"{ids[method]}*/**/{STATE_FILE}"))
-        epochs = [torch.load(p, weights_only=False)["epoch"] for p in states]
+        loaded = [torch.load(p, weights_only=True) for p in states]
+        # a diverged trial's last checkpoint holds its rows only (study.quarantine rebuilds from it)
+        epochs = [state["epoch"] for state in loaded if "model" in state]
         assert sorted(epochs) == expected, method
 
 
