@@ -30,6 +30,7 @@ from study.results import (
     to_table,
     write_atomic,
 )
+from study.results_files import COMPACTED
 
 QUARANTINE = "quarantine"
 _KEYS = ("trial_id", "epoch", "schema_version")
@@ -129,6 +130,14 @@ def repair(study_dir: Path) -> None:
         if why is None:
             continue
         set_aside(path, why)
-        if path.suffix == ".parquet" and (study_dir / "tune" / path.stem).is_dir():
-            n = rebuild(study_dir, path.stem)
-            print(f"rebuilt {path} from its trial's checkpoint: {n} rows", file=sys.stderr)
+        if path.suffix != ".parquet":
+            continue
+        tune_dir = study_dir / "tune"
+        trials = [path.stem]
+        if path.name == COMPACTED and tune_dir.is_dir():  # every trial's rows were in it
+            trials = sorted(p.name for p in tune_dir.iterdir() if any(p.glob("checkpoint_*")))
+        for trial_id in trials:
+            if (tune_dir / trial_id).is_dir():
+                n = rebuild(study_dir, trial_id)
+                where = results / f"{trial_id}.parquet"
+                print(f"rebuilt {where} from its trial's checkpoint: {n} rows", file=sys.stderr)
