@@ -54,6 +54,16 @@ class Stateless:
         pass
 
 
+class Seeded:
+    """For methods whose randomness is one `self.rng` (a MixRNG): its state is the checkpoint."""
+
+    def state_dict(self) -> dict:
+        return self.rng.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.load_state_dict(state)
+
+
 @dataclass(frozen=True)
 class MethodContext:
     """What a method may need beyond its parameters (Mixup-DT needs the training means, Mixup-SC

@@ -24,12 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from study.config import MethodConfig
-from study.methods import MethodContext, MethodEntry, register
+from study.methods import MethodContext, MethodEntry, Seeded, register
 from study.methods.mixing import MixRNG
 
 
 @dataclass
-class CutMix:
+class CutMix(Seeded):
     alpha: float
     rng: MixRNG
 
@@ -53,12 +53,6 @@ class CutMix:
         logits = model(mixed)
         loss = kept * F.cross_entropy(logits, y) + (1 - kept) * F.cross_entropy(logits, y[j])
         return loss, logits
-
-    def state_dict(self) -> dict:
-        return self.rng.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.load_state_dict(state)
 
 
 def _build(cfg: MethodConfig, ctx: MethodContext) -> CutMix:

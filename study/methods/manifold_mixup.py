@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from study.config import MethodConfig
-from study.methods import MethodContext, MethodEntry, register
+from study.methods import MethodContext, MethodEntry, Seeded, register
 from study.methods.mixing import MixRNG, fold_up, mix
 
 DEFAULT_ALPHA = 2.0  # Verma et al.'s CIFAR setting
 
 
 @dataclass
-class ManifoldMixup:
+class ManifoldMixup(Seeded):
     alpha: float
     rng: MixRNG
 
@@ -51,12 +51,6 @@ class ManifoldMixup:
             h = stage(h)
         loss = lam * F.cross_entropy(h, y) + (1 - lam) * F.cross_entropy(h, y[j])
         return loss, h
-
-    def state_dict(self) -> dict:
-        return self.rng.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.load_state_dict(state)
 
 
 def _build(cfg: MethodConfig, ctx: MethodContext) -> ManifoldMixup:

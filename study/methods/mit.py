@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.methods import MethodContext, MethodEntry, register
+from study.methods import MethodContext, MethodEntry, Seeded, register
 from study.methods.mixing import MixRNG, decouple, mix, sample_mit_pair
 
 if TYPE_CHECKING:  # annotations only: the registries never import study.config
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # annotations only: the registries never import study.config
 
 
 @dataclass
-class MIT:
+class MIT(Seeded):
     alpha: float
     margin: float
     constraint: bool
@@ -45,12 +45,6 @@ class MIT:
             a, b = decouple(stage(mix(a, b, lam1)), stage(mix(a, b, lam2)), lam1, lam2)
         loss = 0.5 * F.cross_entropy(a, y) + 0.5 * F.cross_entropy(b, y[j])
         return loss, a
-
-    def state_dict(self) -> dict:
-        return self.rng.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.load_state_dict(state)
 
 
 def _build(stages_of: Callable[[nn.Module], Sequence[nn.Module]]):

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.methods import MethodContext, MethodEntry, Stateless, register
+from study.methods import MethodContext, MethodEntry, Seeded, Stateless, register
 from study.methods.mixing import MixRNG, fold_up, mean_folded, mix
 
 if TYPE_CHECKING:  # annotations only: the registries never import study.config
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # annotations only: the registries never import study.config
 
 
 @dataclass
-class Mixup:
+class Mixup(Seeded):
     """Mixup with switches for which side is mixed; partners from the batch or, given `pool`,
     of the same class from the whole training set (Mixup-SC)."""
 
@@ -59,12 +59,6 @@ class Mixup:
         if self.mix_targets:
             loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y_j)
         return loss, logits
-
-    def state_dict(self) -> dict:
-        return self.rng.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.load_state_dict(state)
 
 
 class MixupDT(Stateless):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from study.config import MethodConfig
-from study.methods import MethodContext, MethodEntry, register
+from study.methods import MethodContext, MethodEntry, Seeded, register
 from study.methods.mixing import MixRNG, fold_up, mix
 
 DEFAULT_ALPHA = 10.0  # Pinto et al.'s α for CIFAR (cross-validated in {10, 20})
@@ -30,7 +30,7 @@ DEFAULT_ETA = 1.0  # Pinto et al.'s η
 
 
 @dataclass
-class RegMixup:
+class RegMixup(Seeded):
     alpha: float
     eta: float
     rng: MixRNG
@@ -41,12 +41,6 @@ class RegMixup:
         clean, mixed = model(torch.cat([x, mix(x, x[j], lam)])).split(len(y))
         mixup = lam * F.cross_entropy(mixed, y) + (1 - lam) * F.cross_entropy(mixed, y[j])
         return F.cross_entropy(clean, y) + self.eta * mixup, clean
-
-    def state_dict(self) -> dict:
-        return self.rng.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rng.load_state_dict(state)
 
 
 def _build(cfg: MethodConfig, ctx: MethodContext) -> RegMixup:
