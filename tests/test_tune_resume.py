@@ -3,8 +3,10 @@ finishes exactly the planned trials, each with every epoch once (no duplicate, n
 (trial_id, epoch)), and an interrupted trial continues from its checkpoint instead of starting
 over: its epochs from before the crash keep the rows the first driver's Ray node wrote (the
 `node_id` column; each driver starts its own local Ray, in a private temp dir RAY_TMPDIR).
-Tune snapshots its experiment every TUNE_GLOBAL_CHECKPOINT_S (1 s here, instead of ≥ 10 s), and
-the driver is killed once a snapshot has been taken after an unfinished trial's first epoch."""
+Tune snapshots its experiment every TUNE_GLOBAL_CHECKPOINT_S (1 s here, instead of ≥ 10 s),
+and the driver is killed once a snapshot holds a checkpoint of an unfinished trial, as Tune's
+own `ExperimentAnalysis` reads the snapshot (Tune copies a snapshot to the storage path in the
+background, so a file's mtime says nothing of what it holds)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from ray.tune import ExperimentAnalysis
 from test_tune import TINY
 
 pytestmark = pytest.mark.slow
@@ -48,6 +51,16 @@ def rows(results: Path) -> pd.DataFrame:
     return pd.read_parquet(results) if files else pd.DataFrame(columns=["trial_id", "epoch"])
 
 
+def checkpointed(tune_dir: Path) -> set[str]:
+    """Trials whose checkpoint Tune's snapshot in `tune_dir` holds (none while it has no whole
+    snapshot yet)."""
+    try:
+        analysis = ExperimentAnalysis(str(tune_dir))
+    except Exception:  # no snapshot yet, or one being copied
+        return set()
+    return {t.trial_id for t in analysis.trials if t.checkpoint is not None}
+
+
 def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     spec = {
         **TINY,
@@ -62,16 +75,14 @@ def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     results = tmp_path / "studies" / "crash" / "results"
     driver = study(path, tmp_path / "studies", ray_tmp)
-    deadline, seen = time.monotonic() + 240, {}
+    tune_dir = tmp_path / "studies" / "crash" / "tune"
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         assert driver.poll() is None, driver.stdout.read()[-2000:]
-        now, df = time.time(), rows(results)
+        df = rows(results)
         counts = df.groupby("trial_id").epoch.nunique() if len(df) else pd.Series(dtype=int)
-        for trial_id in counts.index:
-            seen.setdefault(trial_id, now)
-        snapshots = list((tmp_path / "studies" / "crash" / "tune").glob("experiment_state*"))
-        snapped = max((p.stat().st_mtime for p in snapshots), default=0.0)
-        interrupted = [t for t, n in counts.items() if n < EPOCHS and seen[t] < snapped - 0.5]
+        held = checkpointed(tune_dir)
+        interrupted = [t for t, n in counts.items() if n < EPOCHS and t in held]
         if interrupted and counts.size >= 2:
             break
         time.sleep(0.3)
@@ -80,6 +91,9 @@ def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     before = rows(results)
     assert interrupted, "no trial was caught between epochs"
     unfinished = set(before.groupby("trial_id").filter(lambda g: len(g) < EPOCHS).trial_id)
+    # what the resumed driver will restore: the last snapshot's checkpoints of unfinished trials
+    must_continue = unfinished & checkpointed(tune_dir)
+    assert must_continue, (interrupted, unfinished)
     assert before.node_id.nunique() == 1
     old_node = before.node_id.iloc[0]
 
@@ -96,11 +110,8 @@ def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     for _, g in after.sort_values("epoch").groupby("trial_id"):
         old = (g.node_id == old_node).tolist()
         assert old == sorted(old, reverse=True), g[["epoch", "node_id"]]
-    # an interrupted trial continued from its checkpoint: its first epoch was not run again
-    continued = [
-        t
-        for t in unfinished
-        if (g := after[after.trial_id == t].set_index("epoch")).node_id[1] == old_node
-        and (g.node_id != old_node).any()
-    ]
-    assert continued, (interrupted, after[["trial_id", "epoch", "node_id"]])
+    # each interrupted trial the snapshot held continued from its checkpoint: its first epoch
+    # was not run again, its later ones were
+    for t in must_continue:
+        g = after[after.trial_id == t].set_index("epoch")
+        assert g.node_id[1] == old_node and (g.node_id != old_node).any(), (t, g.node_id)
