@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis import variants
-from study import results_files
+from study import results_files, results_rows
 from study.results import COLUMN_NAMES, COLUMNS, STATUS_OK
 from study.results_files import ResultsError
 
@@ -117,7 +117,7 @@ def read_results(
     rows = _select_rows(trial, table, epochs, best_by)
     chosen = table.select([c for c in selected if c not in lists]).take(pa.array(rows))
     if lists:
-        bins = results_files.read_rows(read, lists, rows)
+        bins = results_rows.read_rows(read, lists, rows)
         for name in lists:
             chosen = chosen.append_column(name, bins[name])
     frames = [_frame(chosen.select(selected))]
@@ -132,7 +132,7 @@ def read_rows(path: str | os.PathLike, columns: Sequence[str], rows: np.ndarray)
     """`columns` at the row positions `rows` (over the good files in order, as `read_results`
     reads them), reading only the files that hold them; absent columns as nulls."""
     read = results_files.read(path, ["epoch"])
-    return results_files.read_rows(read, _known(columns), np.asarray(rows, dtype=np.int64))
+    return results_rows.read_rows(read, _known(columns), np.asarray(rows, dtype=np.int64))
 
 
 def _known(columns: Sequence[str]) -> list[str]:

@@ -41,7 +41,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from analysis import synthetic
-from study.compact import compact
 from study.results import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,18 +181,18 @@ def compare(results: Path, tmp: Path, old_ref: str) -> list[str]:
     packed.mkdir(parents=True)
     for f in results.glob("*.parquet"):
         os.link(f, packed / f.name)
-    start = time.perf_counter()
-    compact(packed)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = "import sys\nfrom study.compact import compact\ncompact(sys.argv[1])"
+    wall, cpu, peak = run_child([sys.executable, "-c", code, str(packed)], env)
     say(
-        f"compaction of {len(list(results.glob('*.parquet'))):,} files: "
-        f"{time.perf_counter() - start:.1f} s"
+        f"compaction of {len(list(results.glob('*.parquet'))):,} files (in a child): "
+        f"{wall:.1f} s wall, {cpu:.1f} s CPU, {peak / 2**20:,.0f} MiB"
     )
     load = (
         "import sys\nfrom analysis import read_results\nfrom analysis.report import "
         "TABLE_COLUMNS, CURVE_COLUMNS\nread_results(sys.argv[1], columns=TABLE_COLUMNS, "
         "every=CURVE_COLUMNS)"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     timings = {
         "load, per-trial files": run_child([sys.executable, "-c", load, str(results)], env),
         "load, compacted": run_child([sys.executable, "-c", load, str(packed)], env),

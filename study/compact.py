@@ -7,11 +7,15 @@ are merged into `results/compacted.parquet` (study.results_files.COMPACTED), who
 hold whole trials (ROW_GROUP_ROWS rows or so each, a trial never split), so reading some
 trials' columns touches only their row groups.
 
-Safe at every step, on a local directory or any pyarrow filesystem URI:
-1. every good file is read (the compacted one first, bad files are skipped, named and left in
-   place) and the rows merged: a (study, trial_id, epoch) in several files keeps its last row;
-2. they are written to a hidden temporary file beside the results, read back and compared
-   with the merged rows, and every row of every source file is checked to be in it;
+Safe at every step, on a local directory or any pyarrow filesystem URI, and in bounded memory
+(a row group's worth of rows at a time, never the whole study):
+1. the keys of every good file are read (the compacted one first, bad files are skipped, named
+   and left in place) and the rows merged: a (study, trial_id, epoch) in several files keeps
+   its last row;
+2. the merged rows are read a row group of whole trials at a time (study.results_rows) and
+   written to a hidden temporary file beside the results, which is then read back a row group
+   at a time and compared with what was written (a digest of every value of every column),
+   and every row of every source file is checked to be in it;
 3. the temporary file replaces `compacted.parquet` (a rename, atomic on a local filesystem);
 4. only then are the per-trial files removed, each only if unchanged since it was read (a
    file rewritten meanwhile stays, and is merged next time).
@@ -22,9 +26,11 @@ a no-op except for finishing the removals: compaction is idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from study import results_files
+from study import results_files, results_rows
 from study.results import COLUMN_NAMES, SCHEMA
 
 KEY = ["study", "trial_id", "epoch"]
@@ -60,13 +66,14 @@ def compact(path: str | os.PathLike) -> Compaction:
     directory = files[0].rsplit("/", 1)[0]
     _remove_stale(fs, directory)
     stamps = {i.path: (i.size, i.mtime_ns) for i in fs.get_file_info(files)}
-    read = results_files.read(path, COLUMN_NAMES)
+    read = results_files.read(path, KEY)
+    order = _merged(read.table)
+    cuts = _cuts(read.table.select(["study", "trial_id"]).take(pa.array(order)))
     target = f"{directory}/{results_files.COMPACTED}"
-    merged = _merge(read.table)
     tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.parquet"
     try:
-        _write(fs, merged, tmp)
-        _verify(fs, tmp, merged, read)
+        digests = _write(fs, read, order, cuts, tmp)
+        _verify(fs, tmp, digests, read, order)
         fs.move(tmp, target)
     except BaseException:
         fs.delete_file(tmp) if fs.get_file_info(tmp).type == pafs.FileType.File else None
@@ -79,7 +86,7 @@ def compact(path: str | os.PathLike) -> Compaction:
         if (info.size, info.mtime_ns) == stamps.get(f):
             _remove(fs, f)
             removed += 1
-    return Compaction(target, len(merged), len(read.files), removed, read.skipped)
+    return Compaction(target, len(order), len(read.files), removed, read.skipped)
 
 
 def _remove(fs: pafs.FileSystem, path: str) -> None:
@@ -93,76 +100,100 @@ def _remove_stale(fs: pafs.FileSystem, directory: str) -> None:
             fs.delete_file(info.path)
 
 
-def _merge(table: pa.Table) -> pa.Table:
-    """The rows grouped by trial (in order of first appearance), epochs ascending, each
-    (study, trial_id, epoch) once: its last row."""
-    keys = table.select(KEY).to_pandas()
-    trial = keys.groupby(["study", "trial_id"], sort=False, dropna=False).ngroup().to_numpy()
-    epoch = keys["epoch"].fillna(-1).to_numpy(dtype=np.int64)
+def _merged(keys: pa.Table) -> np.ndarray:
+    """Row positions (over the files read) of the merged rows: grouped by trial (in order of
+    first appearance), epochs ascending, each (study, trial_id, epoch) once: its last row."""
+    frame = keys.to_pandas()
+    trial = frame.groupby(["study", "trial_id"], sort=False, dropna=False).ngroup().to_numpy()
+    epoch = frame["epoch"].fillna(-1).to_numpy(dtype=np.int64)
     key = trial * (int(epoch.max(initial=0)) + 2) + epoch + 1
     if (np.diff(key) > 0).all():
-        return table  # already grouped, each key once (a first compaction): no copy
+        return np.arange(len(key))  # already grouped, each key once (a first compaction)
     order = np.argsort(key, kind="stable")
-    last = np.r_[key[order][1:] != key[order][:-1], True]
-    return table.take(pa.array(order[last]))
+    return order[np.r_[key[order][1:] != key[order][:-1], True]]
 
 
-def _write(fs: pafs.FileSystem, table: pa.Table, path: str) -> None:
-    """`table` (grouped by trial) with row groups of whole trials."""
-    trial = table.select(["study", "trial_id"]).to_pandas()
+def _cuts(trials: pa.Table) -> list[int]:
+    """Row group boundaries over the merged rows (their (study, trial_id), grouped by trial):
+    whole trials, about ROW_GROUP_ROWS rows each."""
+    trial = trials.to_pandas()
     starts = np.flatnonzero(trial.ne(trial.shift()).any(axis=1).to_numpy())
     cuts, size = [0], 0
-    for start, stop in zip(starts, [*starts[1:], len(table)], strict=True):
+    for start, stop in zip(starts, [*starts[1:], len(trial)], strict=True):
         if size and size + (stop - start) > ROW_GROUP_ROWS:
             cuts.append(int(start))
             size = 0
         size += stop - start
-    cuts.append(len(table))
+    return [*cuts, len(trial)] if len(trial) else cuts
+
+
+def _write(
+    fs: pafs.FileSystem, read: results_files.Read, order: np.ndarray, cuts: list[int], path: str
+) -> list[bytes]:
+    """The merged rows, a row group of whole trials at a time; the digest of each group."""
+    digests = []
     with fs.open_output_stream(path) as out, pq.ParquetWriter(out, SCHEMA) as writer:
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
-            if hi > lo:
-                writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
+            group = results_rows.read_rows(read, COLUMN_NAMES, order[lo:hi])
+            writer.write_table(group, row_group_size=hi - lo)
+            digests.append(digest(group))
+    return digests
 
 
-def _same(a: pa.Table, b: pa.Table) -> bool:
-    """Equal tables, NaN equal to NaN (empty reliability bins hold NaN): floats compared by
-    their bits, lists by nulls, lengths and values."""
-    if not a.schema.equals(b.schema) or len(a) != len(b):
-        return False
-    for x, y in zip(a.columns, b.columns, strict=True):
-        x, y = x.combine_chunks(), y.combine_chunks()
-        if pa.types.is_list(x.type):
-            if not x.is_null().equals(y.is_null()):
-                return False
-            if not pc.list_value_length(x).equals(pc.list_value_length(y)):
-                return False
-            x, y = x.flatten(), y.flatten()
-        if pa.types.is_floating(x.type):
-            x, y = x.view(pa.int64()), y.view(pa.int64())
-        if not x.equals(y):
-            return False
-    return True
+def digest(table: pa.Table) -> bytes:
+    """A digest of every value of `table`: equal for equal tables however they are chunked or
+    sliced, NaN by its bits, nulls apart from the values under them."""
+    h = hashlib.blake2b(digest_size=32)
+    h.update(repr([(f.name, _type(f.type)) for f in table.schema]).encode())
+    for column in table.columns:
+        _feed(h, column.combine_chunks() if column.num_chunks else pa.array([], column.type))
+    return h.digest()
 
 
-def _verify(fs: pafs.FileSystem, path: str, merged: pa.Table, read: results_files.Read) -> None:
-    """The written file holds exactly `merged`, and every source row's key is in it with the
-    row of its last source (the one `_merge` kept)."""
+def _type(t: pa.DataType) -> str:
+    """A type's text without the name of a list's item field (Parquet keeps "element")."""
+    return f"list<{_type(t.value_type)}>" if pa.types.is_list(t) else str(t)
+
+
+def _feed(h: Any, x: pa.Array) -> None:
+    h.update(len(x).to_bytes(8, "little"))
+    h.update(x.is_valid().to_numpy(zero_copy_only=False).tobytes())
+    if pa.types.is_list(x.type):
+        h.update(pc.fill_null(pc.list_value_length(x), 0).to_numpy().tobytes())
+        _feed(h, x.flatten())  # the values of the non-null lists, slicing undone
+    elif pa.types.is_string(x.type) or pa.types.is_large_string(x.type):
+        x = pc.fill_null(x, "")
+        h.update(pc.binary_length(x).to_numpy().tobytes())
+        if len(x):
+            width = np.int64 if pa.types.is_large_string(x.type) else np.int32
+            offsets = np.frombuffer(x.buffers()[1], dtype=width)[x.offset : x.offset + len(x) + 1]
+            data = x.buffers()[2]
+            h.update(memoryview(data)[offsets[0] : offsets[-1]] if data is not None else b"")
+    else:  # numbers and booleans; floats by their bits (tobytes)
+        fill = False if pa.types.is_boolean(x.type) else 0
+        h.update(pc.fill_null(x, fill).to_numpy(zero_copy_only=False).tobytes())
+
+
+def _verify(
+    fs: pafs.FileSystem,
+    path: str,
+    digests: list[bytes],
+    read: results_files.Read,
+    order: np.ndarray,
+) -> None:
+    """The written file reads back, row group by row group, as written (same digests), holds
+    the merged rows' keys in order, and every source row's key is in it."""
     with fs.open_input_file(path) as f:
-        file, at = pq.ParquetFile(f), 0
-        for g in range(file.num_row_groups):  # a row group at a time: one copy in memory
-            group = file.read_row_group(g)
-            if not _same(group, merged.slice(at, len(group))):
-                at = -1
-                break
-            at += len(group)
+        file = pq.ParquetFile(f)
+        same = file.num_row_groups == len(digests) and all(
+            digest(file.read_row_group(g)) == digests[g] for g in range(file.num_row_groups)
+        )
         back = file.read(columns=KEY)
-    if at != len(merged):
+    if not same or not back.equals(read.table.select(KEY).take(pa.array(order))):
         raise RuntimeError(f"compaction: {path} does not read back as written; nothing removed")
     joined = read.table.select(KEY).join(back, KEY, join_type="left anti")
     if len(joined):
         raise RuntimeError(f"compaction: {len(joined)} rows missing from {path}; nothing removed")
-    if pc.sum(pa.array(read.counts)).as_py() < len(back):
-        raise RuntimeError(f"compaction: {path} holds rows no source has; nothing removed")
 
 
 def compact_cli(args) -> int:

@@ -228,11 +228,11 @@ def read(
 # The fast path for many local files (a study's per-trial files): one polars scan of them all,
 # in Rust threads, checked afterwards. Any doubt (a file polars cannot read or cast, a null key,
 # another schema version) sends every file down the careful path above, which names the bad.
-FILE, ROW = "__file", "__row"
-BATCH_FILES = 500  # per-trial files per polars scan of the bins (~70 MB of decoded bins)
+FILE = "__file"
 
 
-def _polars_scan(files: list[str], **options):
+def polars_scan(files: list[str], **options):
+    """A polars scan of `files` in the schema's types (missing columns as nulls)."""
     import polars as pl
 
     schema = pl.from_arrow(pa.schema([pa.field(c, t) for c, t in TYPES.items()]).empty_table())
@@ -255,7 +255,7 @@ def _bulk(files: list[str], columns: Sequence[str]) -> tuple[pa.Table, np.ndarra
     file needs the careful path."""
     try:
         wanted = [*dict.fromkeys([*columns, *KEYS])]
-        df = _polars_scan(files, include_file_paths=FILE).select([*wanted, FILE]).collect()
+        df = polars_scan(files, include_file_paths=FILE).select([*wanted, FILE]).collect()
     except ImportError:
         return None
     except Exception:  # polars' own errors for a file it cannot read or cast
@@ -265,58 +265,10 @@ def _bulk(files: list[str], columns: Sequence[str]) -> tuple[pa.Table, np.ndarra
         return None
     per_file = dict(df.group_by(FILE, maintain_order=True).len().iter_rows())
     counts = np.array([per_file.get(f, 0) for f in files], dtype=np.int64)
-    table = df.select(list(columns)).to_arrow()
-    del df
-    return conform(table, columns), counts
-
-
-def _bulk_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table | None:
-    """`columns` at `rows` (ascending) by polars scans of BATCH_FILES files at a time (the
-    bins of a batch are decoded whole: the batches bound the memory), None as in `_bulk`."""
-    try:
-        import polars as pl
-    except ImportError:
-        return None
-    starts = np.cumsum(read.counts) - read.counts
-    file_of = np.searchsorted(starts, rows, side="right") - 1
-    parts = []
-    for first in range(0, len(read.files), BATCH_FILES):
-        last = min(first + BATCH_FILES, len(read.files))
-        inside = rows[(file_of >= first) & (file_of < last)] - starts[first]
-        if not len(inside):
-            continue
-        try:
-            scan = _polars_scan(read.files[first:last], row_index_name=ROW)
-            wanted = pl.col(ROW).is_in(pl.Series(inside, dtype=pl.UInt32).implode())
-            df = scan.filter(wanted).select([ROW, *columns]).collect()
-        except Exception:  # a file changed since: the careful path says which
-            return None
-        if not np.array_equal(df[ROW].to_numpy(), inside):
-            return None
-        parts.append(conform(df.select(list(columns)).to_arrow(), columns))
-    return pa.concat_tables(parts).combine_chunks() if parts else None
-
-
-def read_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
-    """`columns` at the row positions `rows` of a `read` (over its files in order), reading
-    only the files — and in a large file only the row groups — that hold them."""
-    rows = np.asarray(rows, dtype=np.int64)
-    if isinstance(read.fs, pafs.LocalFileSystem) and len(read.files) > 1:
-        order = np.argsort(rows, kind="stable")
-        got = _bulk_rows(read, columns, rows[order])
-        if got is not None:
-            return got.take(pa.array(np.argsort(order)))
-    starts = np.cumsum(read.counts) - read.counts
-    file_of = np.searchsorted(starts, rows, side="right") - 1
-    order = np.argsort(rows, kind="stable")
-    sorted_file = file_of[order]
-
-    def one(f: int) -> pa.Table:
-        local = rows[order][sorted_file == f] - starts[f]
-        return read_one(read.fs, read.files[f], columns, local)
-
-    empty = pa.schema([pa.field(c, TYPES[c]) for c in columns]).empty_table()
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-        parts = [empty, *pool.map(one, np.unique(file_of), chunksize=64)]
-    table = pa.concat_tables(parts).combine_chunks()
-    return table.take(pa.array(np.argsort(order)))
+    df = df.select(list(columns))
+    arrays = {}
+    for name in dict.fromkeys(columns):  # a column at a time, freed once converted (≤ 1 copy)
+        arrays[name] = df.get_column(name).to_arrow().cast(TYPES[name])
+        df = df.drop(name)
+    table = pa.Table.from_arrays([arrays[c] for c in columns], schema=_schema(tuple(columns)))
+    return table, counts

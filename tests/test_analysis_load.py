@@ -300,9 +300,9 @@ def test_one_file_per_trial_reads_as_one_file(tmp_path, one_file, options):
 
 
 def test_bins_read_in_batches_of_files_give_the_same_frames(tmp_path, one_file, monkeypatch):
-    from study import results_files
+    from study import results_rows
 
-    monkeypatch.setattr(results_files, "BATCH_FILES", 5)  # 12 files: batches of 5, 5 and 2
+    monkeypatch.setattr(results_rows, "BATCH_FILES", 5)  # 12 files: batches of 5, 5 and 2
     _write_per_trial(_rows(), tmp_path)
     for best_by, frames in one_file.items():
         _assert_same(_frames(tmp_path, best_by=best_by), frames)

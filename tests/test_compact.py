@@ -18,7 +18,7 @@ import pytest
 from analysis_fixtures import grid
 
 from analysis import load_results, synthetic
-from study import compact, results_files
+from study import compact, results_files, results_rows
 from study.cli import main as study_main
 from study.results import SCHEMA, write_atomic
 from study.summary import summarize
@@ -60,8 +60,9 @@ def test_round_trip_every_row_and_column(tmp_path):
     assert [p.name for p in results.iterdir()] == ["compacted.parquet"]
     assert done.rows == len(rows) and done.removed == 6
     file = pq.ParquetFile(results / "compacted.parquet")
-    assert compact._same(_canonical(file.read()), _canonical(rows))  # every row and column
-    assert not compact._same(file.read().slice(1), rows.slice(1, len(rows) - 2))
+    same = compact.digest  # every row and column
+    assert same(_canonical(file.read())) == same(_canonical(rows))
+    assert same(file.read().slice(1)) != same(rows.slice(1, len(rows) - 2))
     assert _all_rows(tmp_path).equals(before)
     groups = {  # row groups hold whole trials
         tuple(file.read_row_group(g, columns=["trial_id"])["trial_id"].unique().to_pylist())
@@ -79,7 +80,14 @@ def test_row_groups_never_split_a_trial(tmp_path, monkeypatch):
     assert [len(t) for t in per_group] == [1] * 6
 
 
-def test_idempotent_and_merges_later_files(tmp_path):
+@pytest.mark.parametrize("small", [False, True])
+def test_idempotent_and_merges_later_files(tmp_path, monkeypatch, small):
+    """`small`: the compacted file read by its row groups (as a large one is) and the per-trial
+    files in scans of two files: the same rows."""
+    if small:
+        monkeypatch.setattr(results_rows, "LARGE_ROWS", 5)
+        monkeypatch.setattr(results_rows, "BATCH_FILES", 2)
+        monkeypatch.setattr(compact, "ROW_GROUP_ROWS", 6)
     _study(tmp_path)
     compact.compact(tmp_path)
     target = tmp_path / "results" / "compacted.parquet"
@@ -114,11 +122,66 @@ def test_bad_files_stay_and_are_named(tmp_path, capsys):
 def test_a_failed_check_removes_nothing(tmp_path, monkeypatch):
     _study(tmp_path)
     files = sorted((tmp_path / "results").iterdir())
-    real = compact._merge
-    monkeypatch.setattr(compact, "_merge", lambda t: real(t).slice(1))  # one row lost
+    real = compact._merged
+    monkeypatch.setattr(compact, "_merged", lambda t: real(t)[1:])  # one row lost
     with pytest.raises(RuntimeError, match="missing"):
         compact.compact(tmp_path)
     assert sorted((tmp_path / "results").iterdir()) == files  # no temporary file either
+
+
+def test_a_file_that_reads_back_otherwise_removes_nothing(tmp_path, monkeypatch):
+    """The written file is read back and compared with what was written: one value changed
+    under the same keys (a bad disk, a faulty writer) stops the compaction."""
+    _study(tmp_path)
+    files = sorted((tmp_path / "results").iterdir())
+    real = compact._write
+
+    def write(fs, read, order, cuts, path):
+        digests = real(fs, read, order, cuts, path)
+        table = pq.read_table(path)
+        acc = table["test_acc"].to_numpy().copy()
+        acc[3] += 0.25
+        pq.write_table(
+            table.set_column(table.schema.get_field_index("test_acc"), "test_acc", pa.array(acc)),
+            path,
+        )
+        return digests
+
+    monkeypatch.setattr(compact, "_write", write)
+    with pytest.raises(RuntimeError, match="does not read back as written"):
+        compact.compact(tmp_path)
+    assert sorted((tmp_path / "results").iterdir()) == files
+
+
+def test_digest_sees_every_value_and_no_chunking():
+    rows = _study_rows()
+    whole = compact.digest(rows)
+    assert compact.digest(pa.concat_tables([rows.slice(0, 5), rows.slice(5)])) == whole
+    assert compact.digest(rows.slice(2).combine_chunks()) == compact.digest(rows.slice(2))
+    bins = rows["test_bin_acc"].combine_chunks()
+    changed = pa.array(
+        [b if i != 7 else [*b[:-1], b[-1] + 1e-12] for i, b in enumerate(bins.to_pylist())],
+        bins.type,
+    )
+    index = rows.schema.get_field_index("test_bin_acc")
+    assert compact.digest(rows.set_column(index, "test_bin_acc", changed)) != whole
+    at = rows.schema.get_field_index("test_nll")
+    values = rows["test_nll"].combine_chunks().to_pylist()
+    nan, null = pa.array([*values[:-1], float("nan")]), pa.array([*values[:-1], None])
+    assert compact.digest(rows.set_column(at, "test_nll", nan)) != compact.digest(
+        rows.set_column(at, "test_nll", null)
+    )  # NaN is not null
+    text = rows["message"].combine_chunks().to_pylist()
+    other = pa.array([*text[:-1], (text[-1] or "") + "x"], pa.string())
+    at = rows.schema.get_field_index("message")
+    assert compact.digest(rows.set_column(at, "message", other)) != whole
+
+
+def _study_rows() -> pa.Table:
+    frame = synthetic.trials(grid(["svhn"], ["resnet18"]), seeds=1)[:3]
+    rows = synthetic.epoch_rows(frame, 4, noise=0.02, seed=1)
+    rows["test_nll"] = rows["test_nll"].where(rows["epoch"] != 1, np.nan)
+    return synthetic.to_arrow(rows)
 
 
 KILLER = """
@@ -126,7 +189,7 @@ import os, sys, time
 from study import compact
 stage = sys.argv[2]
 real_remove = compact._remove
-def write(fs, table, path):  # the temporary file half written
+def write(fs, read, order, cuts, path):  # the temporary file half written
     with open(path, "wb") as f:
         f.write(b"PAR1" + os.urandom(1000))
     print("writing", flush=True); time.sleep(60)

@@ -1,0 +1,114 @@
+"""Some rows of a study's results files, all columns wanted, without reading the rest.
+
+Two readers need a few rows' worth of the heavy columns of many files: the analysis (the
+reliability bins of the epochs it chose, study.results_files and analysis.load) and the
+compaction (every column, a row group's worth of trials at a time, study.compact). Both give
+`read_rows` the row positions over the files of a `results_files.read` (its file order), in
+any order, and get a table in that order, in the schema's types. Only the files that hold
+rows are opened; a large file (a compacted one) only at the row groups holding them; runs of
+small local files (per-trial ones) in polars scans of BATCH_FILES files each, which bound
+the memory (a scan decodes its files' columns whole), and checked, or else file by file by
+pyarrow (study.results_files.read_one), which names a file that changed or went bad.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from study import results_files
+from study.results_files import Read
+
+ROW = "__row"
+BATCH_FILES = 500  # small files per polars scan (~70 MB of decoded reliability bins)
+LARGE_ROWS = 20_000  # a file with more rows is read by its row groups (a trial's: ~200 rows)
+
+
+def read_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
+    """`columns` at the row positions `rows` of `read` (over its files in order), in the order
+    of `rows`, reading only the files (and row groups of large files) that hold them."""
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    wanted = rows[order]
+    starts = np.cumsum(read.counts) - read.counts
+    file_of = np.searchsorted(starts, wanted, side="right") - 1
+    scan = isinstance(read.fs, pafs.LocalFileSystem) and _polars()
+    empty = pa.schema([pa.field(c, results_files.TYPES[c]) for c in columns]).empty_table()
+    parts = [empty]
+    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        for group in _groups(np.unique(file_of), read.counts):
+            lo = np.searchsorted(file_of, group[0], side="left")
+            hi = np.searchsorted(file_of, group[-1], side="right")
+            at, where = wanted[lo:hi] - starts[file_of[lo:hi]], file_of[lo:hi]
+            part = _scan(read, columns, group, at, where) if scan and len(group) > 1 else None
+            parts.append(part if part is not None else _each(read, columns, at, where, pool))
+    table = pa.concat_tables(parts).combine_chunks()
+    return table.take(pa.array(np.argsort(order)))
+
+
+def _polars() -> bool:
+    try:
+        import polars  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _groups(files: np.ndarray, counts: np.ndarray) -> Iterator[np.ndarray]:
+    """`files` (ascending) in runs of at most BATCH_FILES small files; a large file alone."""
+    run: list[int] = []
+    for f in files.tolist():
+        if counts[f] > LARGE_ROWS:
+            if run:
+                yield np.array(run)
+                run = []
+            yield np.array([f])
+            continue
+        run.append(f)
+        if len(run) == BATCH_FILES:
+            yield np.array(run)
+            run = []
+    if run:
+        yield np.array(run)
+
+
+def _scan(
+    read: Read, columns: Sequence[str], group: np.ndarray, at: np.ndarray, where: np.ndarray
+) -> pa.Table | None:
+    """Rows `at` (within their files `where`, both ascending) of the files `group` by one polars
+    scan; None when polars cannot read them or a file no longer has the rows it had."""
+    import polars as pl
+
+    counts = read.counts[group]
+    offset = np.cumsum(counts) - counts
+    inside = offset[np.searchsorted(group, where)] + at
+    try:
+        scan = results_files.polars_scan([read.files[f] for f in group], row_index_name=ROW)
+        wanted = pl.col(ROW).is_in(pl.Series(inside, dtype=pl.UInt32).implode())
+        df = scan.filter(wanted).select([ROW, *columns]).collect()
+    except Exception:  # a file changed since: the careful path says which
+        return None
+    if not np.array_equal(df[ROW].to_numpy(), inside):
+        return None
+    table = results_files.conform(df.select(list(columns)).to_arrow(), columns)
+    # a copy of just these rows: polars' filtered columns share the buffers the scan decoded
+    # (every row of the files), which the rows would otherwise keep alive until the end
+    return table.take(pa.array(np.arange(len(table))))
+
+
+def _each(
+    read: Read, columns: Sequence[str], at: np.ndarray, where: np.ndarray, pool: Executor
+) -> pa.Table:
+    """Rows `at` of the files `where` (both ascending) file by file by pyarrow, a large file
+    only at the row groups holding them."""
+    files = np.unique(where)
+
+    def one(f: int) -> pa.Table:
+        return results_files.read_one(read.fs, read.files[f], columns, at[where == f])
+
+    return pa.concat_tables(list(pool.map(one, files.tolist())))
