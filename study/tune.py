@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ import ray
 import torch
 from optuna.trial import TrialState
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
 from study import cluster, quarantine, start, storage
@@ -273,7 +275,7 @@ def run_study_cli(args: argparse.Namespace) -> int:
         at_once = spec.tune.max_concurrent_trials or trials_that_fit(spec)
         r = spec.resources
         print(cluster.schedule_line(r.cpu, r.gpu, ray.cluster_resources(), at_once), flush=True)
-        ran = _fit(spec, study_dir, data, args.resume)
+        ended = _fit(spec, study_dir, data, args.resume)
     finally:
         if started:
             ray.shutdown()
@@ -286,15 +288,27 @@ def run_study_cli(args: argparse.Namespace) -> int:
     read = f"import pandas as pd, analysis; print({load}('{results}'))"
     summary = summarize(str(results))
     print(f'{summary}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
-    if ran < spec.num_trials:  # never silently: a restore that lost part of the plan
+    if ended < spec.num_trials:  # never silently: interrupted, or a restore that lost trials
+        again = resume_command(args)
         print(
-            f"study run: error: Tune ended {study_dir} with {ran} of {spec.num_trials} planned "
-            "trials (its tune/ state was inconsistent); the rows written are in results/",
+            f"study run: error: Tune stopped {study_dir} with {ended} of {spec.num_trials} planned "
+            "trials ended (interrupted, or a restore that lost part of the plan); every row "
+            f"written is in results/; continue it: {again}",
             file=sys.stderr,
         )
         return 1
     print(f"Optuna dashboard: {dashboard_command(spec.search.storage, _home(study_dir))}")
     return 0
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The `study run … --resume` line that continues the study of `args`."""
+    parts = ["study run", shlex.quote(str(args.spec))]
+    for flag, value in (("--address", args.address), ("--storage", args.storage)):
+        parts += [flag, shlex.quote(str(value))] if value else []
+    parts += ["--name", shlex.quote(args.name)] if args.name else []
+    parts += [f"--set {shlex.quote(s)}" for s in args.sets]
+    return " ".join([*parts, "--resume"])
 
 
 def _local(study_dir: storage.Location) -> Path | None:
@@ -307,7 +321,9 @@ def _local(study_dir: storage.Location) -> Path | None:
 def _fit(
     spec: StudySpec, study_dir: storage.Location, data: data_mod.SplitData, resume: bool
 ) -> int:
-    """Start, restart or restore the study's Tuner and run it; the number of trials it has."""
+    """Start, restart or restore the study's Tuner and run it; the number of its trials that
+    ended (finished, stopped by the scheduler, or errored for good): fewer than planned when
+    the run was interrupted (Ctrl-C) or a restore lost trials."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors: LiveStatus, Parquet
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: LiveStatus, not tables
@@ -348,4 +364,14 @@ def _fit(
     home = _home(study_dir)
     dashboard = dashboard_command(spec.search.storage, home)
     print(f"log: {home / 'study.log'}; Optuna dashboard: {dashboard}")
-    return len(tuner.fit())
+    tuner.fit()
+    return ended_trials(tune_dir)
+
+
+def ended_trials(tune_dir: storage.Location) -> int:
+    """Trials that ended (finished, stopped by the scheduler, or errored for good) in Tune's last
+    snapshot of the study. Not the `ResultGrid` of `fit()`: after Ctrl-C, Tune saves the
+    snapshot (interrupted trials still running) and then marks every trial terminated in
+    memory, so the grid counts an interrupted study as complete."""
+    analysis = tune.ExperimentAnalysis(tune_dir.path, storage_filesystem=tune_dir.filesystem)
+    return sum(t.status in (Trial.TERMINATED, Trial.ERROR) for t in analysis.trials)

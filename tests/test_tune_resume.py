@@ -115,3 +115,40 @@ def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     for t in must_continue:
         g = after[after.trial_id == t].set_index("epoch")
         assert g.node_id[1] == old_node and (g.node_id != old_node).any(), (t, g.node_id)
+
+
+def test_ctrl_c_says_how_to_continue_and_the_resume_finishes(tmp_path, ray_tmp):
+    """Ctrl-C (SIGINT) mid-study: Tune stops it cleanly, the driver exits 1 with one line that
+    names the command continuing it, and that command finishes the plan."""
+    spec = {
+        **TINY,
+        "name": "ctrlc",
+        "dataset": {**TINY["dataset"], "train_size": 256},
+        "train": {**TINY["train"], "epochs": EPOCHS},
+        "tune": {"max_concurrent_trials": 3},
+        "search": {"sampler": "random", "trials": 3},
+        "space": {"train.seed": {"int": [0, 100]}},
+    }
+    path = tmp_path / "ctrlc.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    results = tmp_path / "studies" / "ctrlc" / "results"
+    driver = study(path, tmp_path / "studies", ray_tmp, "--set", "train.lr=0.05")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not len(rows(results)):
+        assert driver.poll() is None, driver.stdout.read()[-2000:]
+        time.sleep(0.3)
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=180)
+    assert driver.returncode == 1, out[-3000:]
+    line = next(x for x in out.splitlines() if "continue it:" in x)
+    assert "of 3 planned trials ended (interrupted" in line, line
+    command = line.split("continue it: ", 1)[1]
+    assert command == (
+        f"study run {path} --storage {tmp_path / 'studies'} --set train.lr=0.05 --resume"
+    )
+    resumed = study(path, tmp_path / "studies", ray_tmp, "--set", "train.lr=0.05", "--resume")
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out[-3000:]
+    after = rows(results)
+    assert after.trial_id.nunique() == 3
+    assert (after.groupby("trial_id").epoch.apply(sorted).map(tuple) == (1, 2, 3)).all()
