@@ -188,12 +188,17 @@ def compare(results: Path, tmp: Path, old_ref: str) -> list[str]:
         f"compaction of {len(list(results.glob('*.parquet'))):,} files (in a child): "
         f"{wall:.1f} s wall, {cpu:.1f} s CPU, {peak / 2**20:,.0f} MiB"
     )
-    load = (
+    load = (  # the report's read: its columns, the bins at the chosen rows, every epoch's curves
         "import sys\nfrom analysis import read_results\nfrom analysis.report import "
-        "TABLE_COLUMNS, CURVE_COLUMNS\nread_results(sys.argv[1], columns=TABLE_COLUMNS, "
-        "every=CURVE_COLUMNS)"
+        "TABLE_COLUMNS, CURVE_COLUMNS, BIN_COLUMNS\nread_results(sys.argv[1], columns="
+        "[*TABLE_COLUMNS, *BIN_COLUMNS], every=CURVE_COLUMNS)"
     )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    old_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(old), str(ROOT)])}
     timings = {
+        "load, old loader, per-trial files": run_child(
+            [sys.executable, "-c", load, str(results)], old_env
+        ),
         "load, per-trial files": run_child([sys.executable, "-c", load, str(results)], env),
         "load, compacted": run_child([sys.executable, "-c", load, str(packed)], env),
         "report, compacted": run_report(packed, tmp / "out-packed"),
@@ -201,6 +206,8 @@ def compare(results: Path, tmp: Path, old_ref: str) -> list[str]:
     for what, (wall, cpu, peak) in timings.items():
         say(f"{what}: {wall:.1f} s wall, {cpu:.1f} s CPU, {peak / 2**20:,.0f} MiB")
     ratio = timings["load, compacted"][0] / timings["load, per-trial files"][0]
+    loads = timings["load, per-trial files"][0] / timings["load, old loader, per-trial files"][0]
+    say(f"ratio new/old load (wall), per-trial files: {loads:.2f}")
     say(
         f"ratio compacted/per-trial files: load {ratio:.2f}, report "
         f"{timings['report, compacted'][0] / runs['new'][0]:.2f}"

@@ -265,10 +265,9 @@ def _bulk(files: list[str], columns: Sequence[str]) -> tuple[pa.Table, np.ndarra
         return None
     per_file = dict(df.group_by(FILE, maintain_order=True).len().iter_rows())
     counts = np.array([per_file.get(f, 0) for f in files], dtype=np.int64)
-    df = df.select(list(columns))
+    df = df.select(list(dict.fromkeys(columns)))
     arrays = {}
     for name in dict.fromkeys(columns):  # a column at a time, freed once converted (≤ 1 copy)
-        arrays[name] = df.get_column(name).to_arrow().cast(TYPES[name])
-        df = df.drop(name)
+        arrays[name] = df.drop_in_place(name).to_arrow().cast(TYPES[name])
     table = pa.Table.from_arrays([arrays[c] for c in columns], schema=_schema(tuple(columns)))
     return table, counts
