@@ -52,6 +52,7 @@ class LiveStatus(tune.Callback):
         self.start = monotonic()
         self.epochs: dict[str, tuple[int, int]] = {}  # trial id → (epochs seen, planned)
         self.best: dict[str, tuple[float, str]] = {}  # metric → (best value, trial id)
+        self.ended: set[str] | None = None  # trials that finished or errored (None: not yet seen)
         self._last_status, self._log, self._drawn = -math.inf, None, False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -84,12 +85,14 @@ class LiveStatus(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info) -> None:
         seen, planned = self.epochs.get(trial.trial_id, (0, 0))
         self.epochs[trial.trial_id] = (planned or seen, planned or seen)  # stopped early: done
+        self._ended(trials).add(trial.trial_id)
         self._emit(f"{trial.trial_id} finished")
         self._status(trials, force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
         seen, _ = self.epochs.get(trial.trial_id, (0, 0))
         self.epochs[trial.trial_id] = (seen, seen)  # no more work
+        self._ended(trials).add(trial.trial_id)
         self._emit(f"{trial.trial_id} errored: {error_message(trial)}")
         self._status(trials, force=True)
 
@@ -107,16 +110,29 @@ class LiveStatus(tune.Callback):
     def status_line(self, trials: list) -> str:
         """`[0:01:05] 3 running, 5 done, 1 errored of 16 | best val_acc 0.91 (id) … | ~0:02:10
         left` — the time left from the share of all planned epochs done so far."""
+        ended = self._ended(trials)
         states = [t.status for t in trials]
-        running, done, errored = (states.count(s) for s in ("RUNNING", "TERMINATED", "ERROR"))
+        running, errored = states.count("RUNNING"), states.count("ERROR")
+        done = sum(t.status == "TERMINATED" and t.trial_id in ended for t in trials)
+        stopped = states.count("TERMINATED") - done  # Ctrl-C: Tune terminates what runs
         elapsed = monotonic() - self.start
         best = " ".join(f"{m} {v:.4g} ({tid})" for m, (v, tid) in self.best.items())
         left = self.time_left(elapsed, done + errored)
         eta = "" if left is None else f" | ~{clock(left)} left"
         return (
-            f"[{clock(elapsed)}] {running} running, {done} done, {errored} errored of "
-            f"{self.total}" + (f" | best {best}" if best else "") + eta
+            f"[{clock(elapsed)}] {running} running, {done} done, {errored} errored"
+            + (f", {stopped} stopped before the end" if stopped else "")
+            + f" of {self.total}"
+            + (f" | best {best}" if best else "")
+            + eta
         )
+
+    def _ended(self, trials: list) -> set[str]:
+        """Trials that finished or errored; at the first look, those a restored study found
+        ended (trials Tune stops on Ctrl-C end terminated but never finished)."""
+        if self.ended is None:
+            self.ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        return self.ended
 
     def time_left(self, elapsed: float, finished: int) -> float | None:
         """Elapsed × (work left / work done), the work in epochs; trials not started yet count

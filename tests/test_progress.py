@@ -99,6 +99,24 @@ def test_status_counts_best_and_time_left(tmp_path, clock, monkeypatch):
     assert sum(" | epoch " in x for x in log.splitlines()) == 3  # the log has every epoch
 
 
+def test_trials_stopped_by_ctrl_c_are_not_counted_done(tmp_path, clock, monkeypatch):
+    """Tune ends a study interrupted by Ctrl-C by terminating its running trials without
+    finishing them; trials a restored study found finished count as done."""
+    monkeypatch.setattr(sys, "stdout", Stream(False))
+    s = progress.LiveStatus(SPEC, tmp_path, every=30)
+    s.setup()
+    old, a, b = trial("old", "TERMINATED"), trial("a"), trial("b")
+    trials = [old, a, b]
+    s.on_step_end(0, trials)  # a restored study: "old" finished before
+    s.on_trial_result(1, trials, a, result(2, 0.7, 0.1))
+    a.status = "TERMINATED"
+    s.on_trial_complete(1, trials, a)
+    b.status = "TERMINATED"  # Ctrl-C
+    assert s.status_line(trials).startswith(
+        "[0:00:00] 0 running, 2 done, 0 errored, 1 stopped before the end of 4"
+    )
+
+
 def test_verbose_prints_every_epoch(tmp_path, clock, monkeypatch):
     out, _ = drive(tmp_path, clock, monkeypatch, tty=False, verbose=True)
     epochs = [x for x in out.splitlines() if " | epoch " in x]

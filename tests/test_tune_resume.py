@@ -140,6 +140,7 @@ def test_ctrl_c_says_how_to_continue_and_the_resume_finishes(tmp_path, ray_tmp):
     driver.send_signal(signal.SIGINT)
     out, _ = driver.communicate(timeout=180)
     assert driver.returncode == 1, out[-3000:]
+    assert "stopped before the end of 3" in out, out[-3000:]  # the live status, not "3 done"
     line = next(x for x in out.splitlines() if "continue it:" in x)
     assert "of 3 planned trials ended (interrupted" in line, line
     command = line.split("continue it: ", 1)[1]
