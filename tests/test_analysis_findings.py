@@ -109,6 +109,28 @@ def test_the_pitfall_is_checked_for_every_variant(tmp_path):
     )
 
 
+def test_the_pitfall_by_each_measure_the_rows_have(tmp_path):
+    """ACE planted above ERM's for CutMix (whose 15-bin ECE is below): the pitfall table says
+    so measure by measure; a measure ERM's rows lack (written before it existed) is not paired,
+    and a report leaves out its table."""
+    directory = write(_cells(PAPER), tmp_path / "r", seeds=3, noise=0.0005)
+    df = load_results(directory, columns=findings.COLUMNS)
+    cutmix = df["variant"].astype(str) == "CutMix"
+    df["test_cal_ace"] = np.where(cutmix, df["test_cal_ece"] + 0.02, df["test_cal_ece"])
+    df["test_cal_smece"] = np.where(df["variant"].astype(str) == "ERM", np.nan, 0.01)
+    result = findings.assess(df, n_boot=500)
+    by = {(c.metric, c.variant): c.verdict for c in result.pitfall}
+    assert by[("test_cal_ece", "CutMix")] == CONTRADICTED
+    assert by[("test_cal_ace", "CutMix")] == SUPPORTED
+    assert by[("test_cal_ace", "Mixup (α=1.0)")] == SUPPORTED
+    assert {m for m, _ in by} == {"test_cal_ece", "test_cal_ace"}  # smECE: no ERM to pair
+    text = result.to_markdown()
+    assert re.search(r"\| Calibrated ACE \| cifar10 \| CutMix \| \+1\.5\d .* the pitfall \|", text)
+    out = report.build_report(directory, tmp_path / "out")
+    assert "### Calibrated ECE (%)" in out.read_text()
+    assert "Calibrated ACE" not in out.read_text()  # the synthetic rows have no ACE
+
+
 def test_missing_methods_are_not_tested(tmp_path):
     cells = _cells(PAPER)
     cells = cells[cells["method"].isin(["erm", "cutmix"])]
