@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 import ray
@@ -128,11 +129,19 @@ def test_location_joins_and_shows_uris():
 
 
 def s3_rows(uri: str) -> pd.DataFrame:
+    """Every row under `uri`. While the study runs, a trial's file can be rewritten between
+    pyarrow's listing and its read (it reads the footer at the listed size): then read again."""
     fs, path = pafs.FileSystem.from_uri(uri)
-    files = [f for f in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))]
-    if not any(f.path.endswith(".parquet") for f in files):
-        return pd.DataFrame(columns=["trial_id", "epoch"])
-    return pd.read_parquet(path, filesystem=fs)
+    for attempt in range(20):
+        files = [f for f in fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))]
+        if not any(f.path.endswith(".parquet") for f in files):
+            return pd.DataFrame(columns=["trial_id", "epoch"])
+        try:
+            return pd.read_parquet(path, filesystem=fs)
+        except pa.ArrowInvalid:
+            if attempt == 19:
+                raise
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
