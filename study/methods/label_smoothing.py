@@ -11,13 +11,16 @@ default, Müller et al.'s and the common CIFAR setting).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.config import MethodConfig
 from study.methods import MethodContext, MethodEntry, Stateless, register
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import MethodConfig
 
 DEFAULT_EPSILON = 0.1
 

@@ -18,14 +18,17 @@ et al. use α = 2.0 on CIFAR, the default here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.config import MethodConfig
 from study.methods import MethodContext, MethodEntry, Seeded, register
 from study.methods.mixing import MixRNG, fold_up, mix
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import MethodConfig
 
 DEFAULT_ALPHA = 2.0  # Verma et al.'s CIFAR setting
 

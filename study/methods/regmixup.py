@@ -16,14 +16,17 @@ Eq. 3 at η = 1 (the same training at half the learning rate).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.config import MethodConfig
 from study.methods import MethodContext, MethodEntry, Seeded, register
 from study.methods.mixing import MixRNG, fold_up, mix
+
+if TYPE_CHECKING:  # annotations only: the registries never import study.config
+    from study.config import MethodConfig
 
 DEFAULT_ALPHA = 10.0  # Pinto et al.'s α for CIFAR (cross-validated in {10, 20})
 DEFAULT_ETA = 1.0  # Pinto et al.'s η
