@@ -109,8 +109,8 @@ def read_results(
         raise ValueError(f"list columns are read at the selected rows only, not {every}")
     lists = [c for c in selected if c in LIST_COLUMNS]
     scalars = _in_order({*selected, *wide} - set(LIST_COLUMNS))
-    read = results_files.read(path, scalars, threads)
-    table = _encode(read.table)
+    read = results_files.read(path, scalars, threads, dictionary=True)
+    table = read.table
     if not len(table):
         raise ResultsError(f"no results in {path}: the Parquet files hold no rows")
     trial = _trial_codes(table)
@@ -144,14 +144,6 @@ def _known(columns: Sequence[str]) -> list[str]:
 
 def _in_order(columns: set[str]) -> list[str]:
     return [c for c in COLUMN_NAMES if c in columns]
-
-
-def _encode(table: pa.Table) -> pa.Table:
-    """String columns dictionary-encoded once (pandas categoricals, cheap to group on)."""
-    for i, f in enumerate(table.schema):
-        if pa.types.is_string(f.type):
-            table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
-    return table.combine_chunks()
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

@@ -16,12 +16,20 @@ Safe at every step, on a local directory or any pyarrow filesystem URI, and in b
    written to a hidden temporary file beside the results, which is then read back a row group
    at a time and compared with what was written (a digest of every value of every column),
    and every row of every source file is checked to be in it;
-3. the temporary file replaces `compacted.parquet` (a rename, atomic on a local filesystem);
+3. the temporary file replaces `compacted.parquet` (a rename, atomic on a local filesystem),
+   after its shortlist (below) has replaced `_shortlist.parquet`;
 4. only then are the per-trial files removed, each only if unchanged since it was read (a
    file rewritten meanwhile stays, and is merged next time).
 A crash before 3 leaves the old files as they were (and a temporary file removed on the next
 run); after 3 the rows are in both places, which readers deduplicate. Compacting again is then
 a no-op except for finishing the removals: compaction is idempotent.
+
+The shortlist (results_files.SHORTLIST) is a small file beside the compacted one: every column
+of each trial's last row and of its ok row of best validation accuracy (the earliest of ties),
+the rows the analysis reads the reliability bins of (`epochs="last"` and `"best"`), taken from
+the compacted file as it was read back and verified. Reading those rows from it spares
+decoding every row group's bins (study.results_rows); both files carry one compaction token in
+their metadata, and a shortlist whose token is not the compacted file's is never used.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from study import results_files, results_rows
-from study.results import COLUMN_NAMES, SCHEMA
+from study.results import COLUMN_NAMES, SCHEMA, STATUS_OK
 
 KEY = ["study", "trial_id", "epoch"]
 ROW_GROUP_ROWS = 64 * 1024  # rows per row group (whole trials: a group may hold a few more)
@@ -70,13 +78,19 @@ def compact(path: str | os.PathLike) -> Compaction:
     order = _merged(read.table)
     cuts = _cuts(read.table.select(["study", "trial_id"]).take(pa.array(order)))
     target = f"{directory}/{results_files.COMPACTED}"
-    tmp = f"{directory}/{TMP_PREFIX}{uuid.uuid4().hex}.parquet"
+    token = uuid.uuid4().hex
+    tmp, tmp_short = (f"{directory}/{TMP_PREFIX}{token}{end}.parquet" for end in ("", "-short"))
+    schema = SCHEMA.with_metadata({results_files.TOKEN: token})
     try:
-        digests = _write(fs, read, order, cuts, tmp)
-        _verify(fs, tmp, digests, read, order)
-        fs.move(tmp, target)
+        digests = _write(fs, read, order, cuts, tmp, schema)
+        shortlist = _verify(fs, tmp, digests, read, order)
+        with fs.open_output_stream(tmp_short) as out:
+            pq.write_table(shortlist.replace_schema_metadata(schema.metadata), out)
+        _replace(fs, tmp_short, f"{directory}/{results_files.SHORTLIST}")
+        _replace(fs, tmp, target)
     except BaseException:
-        fs.delete_file(tmp) if fs.get_file_info(tmp).type == pafs.FileType.File else None
+        for t in (tmp, tmp_short):
+            fs.delete_file(t) if fs.get_file_info(t).type == pafs.FileType.File else None
         raise
     removed = 0
     for f in read.files:
@@ -87,6 +101,10 @@ def compact(path: str | os.PathLike) -> Compaction:
             _remove(fs, f)
             removed += 1
     return Compaction(target, len(order), len(read.files), removed, read.skipped)
+
+
+def _replace(fs: pafs.FileSystem, tmp: str, path: str) -> None:
+    fs.move(tmp, path)
 
 
 def _remove(fs: pafs.FileSystem, path: str) -> None:
@@ -128,11 +146,16 @@ def _cuts(trials: pa.Table) -> list[int]:
 
 
 def _write(
-    fs: pafs.FileSystem, read: results_files.Read, order: np.ndarray, cuts: list[int], path: str
+    fs: pafs.FileSystem,
+    read: results_files.Read,
+    order: np.ndarray,
+    cuts: list[int],
+    path: str,
+    schema: pa.Schema,
 ) -> list[bytes]:
     """The merged rows, a row group of whole trials at a time; the digest of each group."""
     digests = []
-    with fs.open_output_stream(path) as out, pq.ParquetWriter(out, SCHEMA) as writer:
+    with fs.open_output_stream(path) as out, pq.ParquetWriter(out, schema) as writer:
         for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
             group = results_rows.read_rows(read, COLUMN_NAMES, order[lo:hi])
             writer.write_table(group, row_group_size=hi - lo)
@@ -180,20 +203,36 @@ def _verify(
     digests: list[bytes],
     read: results_files.Read,
     order: np.ndarray,
-) -> None:
+) -> pa.Table:
     """The written file reads back, row group by row group, as written (same digests), holds
-    the merged rows' keys in order, and every source row's key is in it."""
+    the merged rows' keys in order, and every source row's key is in it. Returns the shortlist
+    of the rows read back (see the module docstring)."""
+    shortlist = [SCHEMA.empty_table()]
     with fs.open_input_file(path) as f:
         file = pq.ParquetFile(f)
-        same = file.num_row_groups == len(digests) and all(
-            digest(file.read_row_group(g)) == digests[g] for g in range(file.num_row_groups)
-        )
+        same = file.num_row_groups == len(digests)
+        for g in range(file.num_row_groups if same else 0):
+            group = file.read_row_group(g)
+            same = same and digest(group) == digests[g]
+            shortlist.append(_shortlist(group))
         back = file.read(columns=KEY)
     if not same or not back.equals(read.table.select(KEY).take(pa.array(order))):
         raise RuntimeError(f"compaction: {path} does not read back as written; nothing removed")
     joined = read.table.select(KEY).join(back, KEY, join_type="left anti")
     if len(joined):
         raise RuntimeError(f"compaction: {len(joined)} rows missing from {path}; nothing removed")
+    return pa.concat_tables(shortlist).cast(SCHEMA)
+
+
+def _shortlist(group: pa.Table) -> pa.Table:
+    """The rows of `group` (whole trials, epochs ascending) that are a trial's last row or its
+    ok row of best validation accuracy (the earliest of ties; none without an ok row)."""
+    keys = group.select(["study", "trial_id", "status", "val_acc"]).to_pandas()
+    trial = keys.groupby(["study", "trial_id"], sort=False, dropna=False).ngroup().to_numpy()
+    last = np.flatnonzero(np.r_[trial[1:] != trial[:-1], True])
+    ok = ((keys["status"] == STATUS_OK) & keys["val_acc"].notna()).to_numpy()
+    best = keys["val_acc"][ok].groupby(trial[ok]).idxmax().to_numpy()  # first of the maxima
+    return group.take(pa.array(np.union1d(last, best).astype(np.int64)))
 
 
 def compact_cli(args) -> int:

@@ -36,6 +36,8 @@ from study.results import COLUMNS, SCHEMA_VERSION
 TYPES = {name: dtype for name, dtype, _ in COLUMNS}
 
 COMPACTED = "compacted.parquet"  # a results directory's merged file (study.compact)
+SHORTLIST = "_shortlist.parquet"  # the rows of it the analysis reads the bins of (study.compact)
+TOKEN = b"study.compaction"  # metadata key: one value in a compacted file and its shortlist
 KEYS = ("study", "trial_id", "epoch", "status", "schema_version")  # every results file has them
 WHOLE_FILE = 4 * 1024**2  # a file up to this size is fetched in one read (a trial's: ~130 KB)
 log = logging.getLogger("study.results")
@@ -124,38 +126,54 @@ def _kind(t: pa.DataType) -> str:
     return str(t)
 
 
-def conform(table: pa.Table, columns: Sequence[str]) -> pa.Table:
-    """`columns` of a results table in the schema's types; absent ones as nulls."""
-    want = _schema(tuple(columns))
+def conform(table: pa.Table, columns: Sequence[str], dictionary: bool = False) -> pa.Table:
+    """`columns` of a results table in the schema's types (strings as dictionary<string> when
+    `dictionary`); absent ones as nulls."""
+    want = _schema(tuple(columns), dictionary)
     n, names = len(table), table.column_names
     if set(columns) <= set(names) and table.select(list(columns)).schema.equals(want):
         return table.select(list(columns))
-    got = [table[c].cast(TYPES[c]) if c in names else pa.nulls(n, TYPES[c]) for c in columns]
+    types = {f.name: f.type for f in want}
+    got = [table[c].cast(types[c]) if c in names else pa.nulls(n, types[c]) for c in columns]
     return pa.Table.from_arrays(got, schema=want)
 
 
+STRINGS = frozenset(c for c, t in TYPES.items() if pa.types.is_string(t))
+DICTIONARY = pa.dictionary(pa.int32(), pa.string())  # a string column, values stored once
+
+
 @functools.lru_cache(maxsize=64)
-def _schema(columns: tuple[str, ...]) -> pa.Schema:
-    return pa.schema([pa.field(c, TYPES[c]) for c in columns])
+def _schema(columns: tuple[str, ...], dictionary: bool = False) -> pa.Schema:
+    kind = {c: DICTIONARY if dictionary and c in STRINGS else TYPES[c] for c in columns}
+    return pa.schema([pa.field(c, kind[c]) for c in columns])
 
 
-def open_file(fs: pafs.FileSystem, path: str) -> pq.ParquetFile:
-    """A Parquet file; a small one (a trial's) fetched whole, in one read."""
+def open_file(fs: pafs.FileSystem, path: str, dictionary: bool = False) -> pq.ParquetFile:
+    """A Parquet file; a small one (a trial's) fetched whole, in one read; string columns read
+    as dictionaries when `dictionary` (no string materialised per row)."""
     source = fs.open_input_file(path)
     if source.size() <= WHOLE_FILE:
         with source:
             source = pa.BufferReader(source.read())
-    return pq.ParquetFile(source)
+    if not dictionary:
+        return pq.ParquetFile(source)
+    meta = pq.read_metadata(source)
+    strings = [c for c in meta.schema.names if c in STRINGS]
+    return pq.ParquetFile(source, metadata=meta, read_dictionary=strings)
 
 
 def read_one(
-    fs: pafs.FileSystem, path: str, columns: Sequence[str], rows: np.ndarray | None = None
+    fs: pafs.FileSystem,
+    path: str,
+    columns: Sequence[str],
+    rows: np.ndarray | None = None,
+    dictionary: bool = False,
 ) -> pa.Table:
     """`columns` of one results file (at its rows `rows`, ascending, reading only the row
-    groups holding them; default every row), conformed; ValueError saying why when it is not
-    a results file this code reads."""
+    groups holding them; default every row), conformed (see `conform`); ValueError saying why
+    when it is not a results file this code reads."""
     try:
-        file = open_file(fs, path)
+        file = open_file(fs, path, dictionary)
         schema = file.schema_arrow
         why = not_results(schema)
         if why:
@@ -182,27 +200,29 @@ def read_one(
     bad = [v for v in versions if v is None or not 1 <= v <= SCHEMA_VERSION]
     if bad:
         raise ValueError(f"schema version {bad[0]} (this code reads 1 to {SCHEMA_VERSION})")
-    return conform(table, columns)
+    return conform(table, columns, dictionary)
 
 
 def read(
     path: str | os.PathLike,
     columns: Sequence[str],
     threads: int | None = None,
+    dictionary: bool = False,
 ) -> Read:
     """`columns` of every good results file under `path`, in file order, in the schema's types
-    (nulls where a file lacks a column); bad files skipped, named and logged. ResultsError when
-    no file is good."""
+    (nulls where a file lacks a column; strings as dictionary<string> when `dictionary`: what
+    the analysis groups on, read without a Python string per row); bad files skipped, named and
+    logged. ResultsError when no file is good."""
     fs, files = locate(path)
     local = isinstance(fs, pafs.LocalFileSystem) and len(files) > 1
-    bulk = _bulk(files, columns) if local else None
+    bulk = _bulk(files, columns, dictionary) if local else None
     if bulk is not None:
         return Read(bulk[0], files, bulk[1], [], fs)
     threads = max(1, threads or min(8, os.cpu_count() or 1))
 
     def one(f: str) -> pa.Table | str:
         try:
-            return read_one(fs, f, columns)
+            return read_one(fs, f, columns, dictionary=dictionary)
         except ValueError as err:
             return str(err)
 
@@ -220,7 +240,7 @@ def read(
         more = f"; and {len(skipped) - 1} more files" if len(skipped) > 1 else ""
         raise ResultsError(f"no results in {path}: {name} is not a results file ({why}){more}")
     tables = [t for _, t in good]
-    table = pa.concat_tables(tables).combine_chunks() if len(tables) > 1 else tables[0]
+    table = pa.concat_tables(tables).combine_chunks()  # dictionaries unified into one
     counts = np.array([len(t) for t in tables], dtype=np.int64)
     return Read(table, [f for f, _ in good], counts, skipped, fs)
 
@@ -250,10 +270,14 @@ def polars_scan(files: list[str], **options):
     )
 
 
-def _bulk(files: list[str], columns: Sequence[str]) -> tuple[pa.Table, np.ndarray] | None:
+def _bulk(
+    files: list[str], columns: Sequence[str], dictionary: bool
+) -> tuple[pa.Table, np.ndarray] | None:
     """`columns` of `files` and the rows per file, by polars; None when not installed or when a
     file needs the careful path."""
     try:
+        import polars as pl
+
         wanted = [*dict.fromkeys([*columns, *KEYS])]
         df = polars_scan(files, include_file_paths=FILE).select([*wanted, FILE]).collect()
     except ImportError:
@@ -263,11 +287,15 @@ def _bulk(files: list[str], columns: Sequence[str]) -> tuple[pa.Table, np.ndarra
     version = df["schema_version"]
     if any(df[k].null_count() for k in KEYS) or not version.is_between(1, SCHEMA_VERSION).all():
         return None
-    per_file = dict(df.group_by(FILE, maintain_order=True).len().iter_rows())
+    runs = df.drop_in_place(FILE).rle()  # the files' rows are contiguous, in file order
+    per_file = dict(zip(runs.struct.field("value"), runs.struct.field("len"), strict=True))
     counts = np.array([per_file.get(f, 0) for f in files], dtype=np.int64)
-    df = df.select(list(dict.fromkeys(columns)))
+    schema = _schema(tuple(columns), dictionary)
     arrays = {}
     for name in dict.fromkeys(columns):  # a column at a time, freed once converted (≤ 1 copy)
-        arrays[name] = df.drop_in_place(name).to_arrow().cast(TYPES[name])
-    table = pa.Table.from_arrays([arrays[c] for c in columns], schema=_schema(tuple(columns)))
+        column = df.drop_in_place(name)
+        if dictionary and name in STRINGS:
+            column = column.cast(pl.Categorical)  # values once, not a string per row
+        arrays[name] = column.to_arrow().cast(schema.field(name).type)
+    table = pa.Table.from_arrays([arrays[c] for c in columns], schema=schema)
     return table, counts

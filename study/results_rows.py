@@ -8,7 +8,10 @@ any order, and get a table in that order, in the schema's types. Only the files 
 rows are opened; a large file (a compacted one) only at the row groups holding them; runs of
 small local files (per-trial ones) in polars scans of BATCH_FILES files each, which bound
 the memory (a scan decodes its files' columns whole), and checked, or else file by file by
-pyarrow (study.results_files.read_one), which names a file that changed or went bad.
+pyarrow (study.results_files.read_one), which names a file that changed or went bad. Rows of a
+compacted file that are all in its shortlist (study.compact: each trial's last and best
+epoch) come from the shortlist, when its token is the compacted file's and `read` holds the
+keys to find them by.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from study import results_files
 from study.results_files import Read
@@ -46,6 +50,8 @@ def read_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
             hi = np.searchsorted(file_of, group[-1], side="right")
             at, where = wanted[lo:hi] - starts[file_of[lo:hi]], file_of[lo:hi]
             part = _scan(read, columns, group, at, where) if scan and len(group) > 1 else None
+            if len(group) == 1 and read.files[group[0]].endswith(f"/{results_files.COMPACTED}"):
+                part = _shortlisted(read, columns, read.files[group[0]], wanted[lo:hi])
             parts.append(part if part is not None else _each(read, columns, at, where, pool))
     table = pa.concat_tables(parts).combine_chunks()
     return table.take(pa.array(np.argsort(order)))
@@ -99,6 +105,37 @@ def _scan(
     # a copy of just these rows: polars' filtered columns share the buffers the scan decoded
     # (every row of the files), which the rows would otherwise keep alive until the end
     return table.take(pa.array(np.arange(len(table))))
+
+
+KEY = ["study", "trial_id", "epoch"]
+
+
+def _shortlisted(
+    read: Read, columns: Sequence[str], where: str, rows: np.ndarray
+) -> pa.Table | None:
+    """`columns` at `rows` (positions over `read`, all in its compacted file `where`) from the
+    compacted file's shortlist; None unless every row is there and the shortlist belongs to
+    the compacted file (same token)."""
+    if not set(KEY) <= set(read.table.column_names):
+        return None
+    short = where.rsplit("/", 1)[0] + "/" + results_files.SHORTLIST
+    try:
+        with read.fs.open_input_file(where) as f:
+            token = (pq.read_metadata(f).metadata or {}).get(results_files.TOKEN)
+        with read.fs.open_input_file(short) as f:
+            file = pq.ParquetFile(f)
+            if token is None or (file.metadata.metadata or {}).get(results_files.TOKEN) != token:
+                return None
+            found = file.read(columns=[*KEY, *columns])
+    except (OSError, pa.ArrowException):
+        return None  # none, or unreadable: the compacted file itself has the rows
+    wanted = read.table.select(KEY).take(pa.array(rows)).cast(found.select(KEY).schema)
+    wanted = wanted.append_column("__at", pa.array(np.arange(len(rows))))
+    found = found.append_column("__in", pa.array(np.arange(len(found))))
+    pairs = wanted.join(found.select([*KEY, "__in"]), KEY, join_type="inner").sort_by("__at")
+    if len(pairs) != len(rows):  # the shortlist's keys are unique: one match or none
+        return None
+    return results_files.conform(found.take(pairs["__in"]), columns)
 
 
 def _each(

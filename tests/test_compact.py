@@ -24,6 +24,7 @@ from study.results import SCHEMA, write_atomic
 from study.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
+COMPACTED = sorted([results_files.COMPACTED, results_files.SHORTLIST])
 
 
 def _study(directory: Path, trials: int = 6, epochs: int = 4) -> pa.Table:
@@ -57,7 +58,7 @@ def test_round_trip_every_row_and_column(tmp_path):
     before = _all_rows(tmp_path)
     done = compact.compact(tmp_path)
     results = tmp_path / "results"
-    assert [p.name for p in results.iterdir()] == ["compacted.parquet"]
+    assert sorted(p.name for p in results.iterdir()) == COMPACTED
     assert done.rows == len(rows) and done.removed == 6
     file = pq.ParquetFile(results / "compacted.parquet")
     same = compact.digest  # every row and column
@@ -103,9 +104,61 @@ def test_idempotent_and_merges_later_files(tmp_path, monkeypatch, small):
     assert mixed.loc[("t000000", 4), "test_acc"] == 0.123  # the live file wins
     assert len(mixed) == len(first) + 1
     compact.compact(tmp_path)
-    assert [p.name for p in (tmp_path / "results").iterdir()] == ["compacted.parquet"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == COMPACTED
     after = load_results(tmp_path, "all").set_index(["trial_id", "epoch"])
     assert after.loc[("t000000", 4), "test_acc"] == 0.123 and len(after) == len(mixed)
+
+
+def test_the_shortlist_holds_each_trials_last_and_best_rows_and_spares_the_row_groups(
+    tmp_path, monkeypatch
+):
+    rows = _study(tmp_path, trials=6, epochs=6).to_pandas()
+    rows.loc[rows.index[2], "val_acc"] = 2.0  # a best epoch that is not the last one
+    rows.loc[rows.index[3], "val_acc"] = 2.0  # tied: the earlier counts
+    for trial_id, part in rows.groupby("trial_id"):
+        write_atomic(synthetic.to_arrow(part), tmp_path / "results" / f"{trial_id}.parquet")
+    ways = [("last", "val_acc"), ("best", "val_acc"), ("best", "val_cal_ece")]
+    truth = {way: _last_rows(tmp_path, *way) for way in ways}
+    compact.compact(tmp_path)
+    short = pq.read_table(tmp_path / "results" / results_files.SHORTLIST).to_pandas()
+    ok = rows[(rows["status"] == "ok") & rows["val_acc"].notna()]
+    best = ok.loc[ok.groupby("trial_id")["val_acc"].idxmax(), ["trial_id", "epoch"]]
+    last = rows.groupby("trial_id").tail(1)[["trial_id", "epoch"]]
+    want = pd.concat([best, last]).drop_duplicates().sort_values(["trial_id", "epoch"])
+    assert short[["trial_id", "epoch"]].values.tolist() == want.values.tolist()
+    assert best["epoch"].iloc[0] == rows["epoch"].iloc[2]  # the earliest of the tie
+    row_groups = []
+    real = results_rows._each
+    monkeypatch.setattr(results_rows, "_each", lambda *a: row_groups.append(1) or real(*a))
+    for way in ways:  # the same rows and bins as before compaction; only val_acc shortlisted
+        row_groups.clear()
+        pd.testing.assert_frame_equal(_last_rows(tmp_path, *way), truth[way])
+        assert bool(row_groups) == (way[1] != "val_acc"), way
+
+
+@pytest.mark.parametrize("token", ["same", "another", "none"])
+def test_a_shortlist_is_used_only_with_its_compacted_file(tmp_path, token):
+    """A shortlist is only a copy of some rows: one not written with this compacted file (a
+    compaction killed between the two renames, a file copied in by hand) is never read."""
+    _study(tmp_path)
+    truth = _last_rows(tmp_path)
+    compact.compact(tmp_path)
+    path = tmp_path / "results" / results_files.SHORTLIST
+    short = pq.read_table(path)
+    mine = short.schema.metadata[results_files.TOKEN]
+    at = short.schema.get_field_index("test_bin_acc")
+    changed = pa.array([[0.5] * 15] * len(short), short.schema.field(at).type)
+    short = short.set_column(at, short.schema.field(at), changed)
+    meta = {results_files.TOKEN: mine if token == "same" else b"another"}
+    short = short.replace_schema_metadata(meta if token != "none" else None)
+    pq.write_table(short, path)
+    got = _last_rows(tmp_path)
+    if token == "same":  # its own compaction's shortlist is believed: the check can fail
+        assert all(b == [0.5] * 15 for b in got["test_bin_acc"])
+    else:
+        pd.testing.assert_frame_equal(got, truth)
+    path.unlink()  # none at all (a compaction of an older version): the row groups
+    pd.testing.assert_frame_equal(_last_rows(tmp_path), truth)
 
 
 def test_bad_files_stay_and_are_named(tmp_path, capsys):
@@ -136,8 +189,8 @@ def test_a_file_that_reads_back_otherwise_removes_nothing(tmp_path, monkeypatch)
     files = sorted((tmp_path / "results").iterdir())
     real = compact._write
 
-    def write(fs, read, order, cuts, path):
-        digests = real(fs, read, order, cuts, path)
+    def write(fs, read, order, cuts, path, schema):
+        digests = real(fs, read, order, cuts, path, schema)
         table = pq.read_table(path)
         acc = table["test_acc"].to_numpy().copy()
         acc[3] += 0.25
@@ -188,26 +241,45 @@ KILLER = """
 import os, sys, time
 from study import compact
 stage = sys.argv[2]
-real_remove = compact._remove
-def write(fs, read, order, cuts, path):  # the temporary file half written
+real_remove, real_replace = compact._remove, compact._replace
+def write(fs, read, order, cuts, path, schema):  # the temporary file half written
     with open(path, "wb") as f:
         f.write(b"PAR1" + os.urandom(1000))
     print("writing", flush=True); time.sleep(60)
 def remove(fs, path):  # after the first removal
     real_remove(fs, path)
     print("removing", flush=True); time.sleep(60)
+def replace(fs, tmp, path):  # after the shortlist replaced, before the compacted file
+    real_replace(fs, tmp, path)
+    if path.endswith("_shortlist.parquet"):
+        print("replacing", flush=True); time.sleep(60)
 if stage == "write":
     compact._write = write
+elif stage == "replace":
+    compact._replace = replace
 else:
     compact._remove = remove
 compact.compact(sys.argv[1])
 """
 
 
-@pytest.mark.parametrize("stage", ["write", "remove"])
+def _last_rows(path, epochs: str = "last", best_by: str = "val_acc") -> pd.DataFrame:
+    """Each trial's last (or best) row, the reliability bins with it (read at those rows)."""
+    df = load_results(path, epochs, best_by=best_by).sort_values("trial_id", ignore_index=True)
+    return df.assign(**{c: df[c].map(_plain) for c in df.columns if c.endswith(LISTS)})
+
+
+LISTS = ("_bin_count", "_bin_acc", "_bin_conf")
+
+
+def _plain(x):
+    return None if x is None else [None if v != v else v for v in x.tolist()]  # NaN == NaN
+
+
+@pytest.mark.parametrize("stage", ["write", "replace", "remove"])
 def test_killed_midway_loses_nothing_and_a_rerun_finishes(tmp_path, stage):
     rows = _study(tmp_path)
-    before = _all_rows(tmp_path)
+    before, last = _all_rows(tmp_path), _last_rows(tmp_path)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(KILLER), str(tmp_path), stage],
@@ -216,16 +288,19 @@ def test_killed_midway_loses_nothing_and_a_rerun_finishes(tmp_path, stage):
         text=True,
     )
     try:
-        assert child.stdout.readline().strip() == ("writing" if stage == "write" else "removing")
+        assert child.stdout.readline().strip() == f"{stage[:-1]}ing"
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
     names = [p.name for p in (tmp_path / "results").iterdir()]
     assert ("compacted.parquet" in names) == (stage == "remove")
+    assert ("_shortlist.parquet" in names) == (stage != "write")
     assert _all_rows(tmp_path).equals(before)  # nothing lost, nothing doubled
+    pd.testing.assert_frame_equal(_last_rows(tmp_path), last)
     compact.compact(tmp_path)
-    assert [p.name for p in (tmp_path / "results").iterdir()] == ["compacted.parquet"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == COMPACTED
     assert _all_rows(tmp_path).equals(before)
+    pd.testing.assert_frame_equal(_last_rows(tmp_path), last)
     assert len(before) == len(rows)
 
 

@@ -82,7 +82,8 @@ def test_optuna_storage_has_names_and_tags_matching_the_parquet_files(study):
     assert len(s.trials) == TRIALS
     last = last_rows(study["df"])
     # the per-trial files were merged into results/compacted.parquet when the study ended
-    assert [p.name for p in (d / "results").glob("*.parquet")] == ["compacted.parquet"]
+    names = sorted(p.name for p in (d / "results").glob("*.parquet"))
+    assert names == ["_shortlist.parquet", "compacted.parquet"]
     assert {t.user_attrs["tune_trial_id"] for t in s.trials} == set(last.index)
     for t in s.trials:
         tid = t.user_attrs["tune_trial_id"]

@@ -100,7 +100,8 @@ def test_tiny_study_writes_every_row_of_the_contract(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "best validation accuracy per method" in out and "Pareto front" in out
     results = tmp_path / "studies" / "tiny" / "results"  # compacted at the end (study.compact)
-    assert [p.name for p in results.iterdir()] == ["compacted.parquet"], out
+    names = sorted(p.name for p in results.iterdir())
+    assert names == ["_shortlist.parquet", "compacted.parquet"], out
     assert "compacted 4 files (8 rows)" in out
 
 
