@@ -1,16 +1,19 @@
 """Read per-epoch Parquet results (DESIGN.md, "Parquet") into tidy pandas DataFrames.
 
-The schema is `study.results` (one place) and the reading of files is `study.results_files`
-(shared with the study's end summary): a study directory, its `results/`, one file, or any URI
-pyarrow's filesystems open (`s3://bucket/study`); the compacted file first, then the per-trial
-files; bad or foreign files skipped and named (`Results.skipped`), missing columns as nulls.
+The schema is `study.results` (one place) and the reading of files is `study.results_read`
+(shared with the study's end summary and the compaction): a study directory, its `results/`,
+one file, or any URI pyarrow's filesystems open (`s3://bucket/study`); the compacted file
+first, then the per-trial files; bad or foreign files skipped and named (`Results.skipped`),
+missing columns as nulls.
 
-Only public engines read: many local per-trial files in one polars scan, a compacted file, a
+Only public engines read: many local per-trial files in polars scans, a compacted file, a
 URI, or files polars doubts by pyarrow's Parquet reader, file by file, checked one by one
 (benchmarks/bench_analysis.py --compare measures pyarrow.dataset, DuckDB and polars; docs/
-analysis.md says why these). Only the columns asked for are read. The reliability-bin list
-columns never with the others: once the epochs are chosen, they are read at the chosen rows
-only, from the files (and, in a compacted file, the row groups) holding them.
+analysis.md says why these). Only the columns asked for are read, strings as dictionaries
+(pandas categoricals). The reliability-bin list columns are wanted at one row per trial: per-
+trial files are scanned with them a batch at a time and only each batch's chosen rows kept;
+a compacted file's come from its shortlist (each trial's last and best-val_acc rows,
+study.compact); any other row, from the files (and row groups) holding it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis import variants
-from study import results_files, results_rows
+from study import results_files, results_read, results_rows
 from study.results import COLUMN_NAMES, COLUMNS, STATUS_OK
 from study.results_files import ResultsError
 
@@ -109,7 +112,12 @@ def read_results(
         raise ValueError(f"list columns are read at the selected rows only, not {every}")
     lists = [c for c in selected if c in LIST_COLUMNS]
     scalars = _in_order({*selected, *wide} - set(LIST_COLUMNS))
-    read = results_files.read(path, scalars, threads, dictionary=True)
+
+    def choose(batch: pa.Table) -> np.ndarray:  # each batch's choice: most often the choice
+        return _select_rows(_trial_codes(batch), batch, epochs, best_by)
+
+    keep = results_read.Keep(lists, choose) if lists and epochs != "all" else None
+    read = results_read.read(path, scalars, threads, dictionary=True, keep=keep)
     table = read.table
     if not len(table):
         raise ResultsError(f"no results in {path}: the Parquet files hold no rows")
@@ -131,7 +139,7 @@ def read_results(
 def read_rows(path: str | os.PathLike, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
     """`columns` at the row positions `rows` (over the good files in order, as `read_results`
     reads them), reading only the files that hold them; absent columns as nulls."""
-    read = results_files.read(path, ["epoch"])
+    read = results_read.read(path, ["epoch"])
     return results_rows.read_rows(read, _known(columns), np.asarray(rows, dtype=np.int64))
 
 
@@ -200,7 +208,7 @@ def _choose(
         e = epoch[order]
         order = order[np.lexsort((np.where(usable, -e, e), ranked, trial[order]))]
     last_of_trial = np.r_[trial[order][1:] != trial[order][:-1], True]
-    return np.sort(order[last_of_trial])
+    return order[last_of_trial]  # by trial (order of first appearance), as "all" is
 
 
 def _select_rows(trial: np.ndarray, table: pa.Table, epochs: str, best_by: str) -> np.ndarray:

@@ -134,8 +134,8 @@ SCALARS = [
     *["test_ece", "test_cal_ece", "test_opt_ece", "test_conf", "test_brier", "schema_version"],
 ]
 ENGINES = {
-    "this loader (study.results_files.read)": "from study import results_files\n"
-    "n = len(results_files.read(D, C).table)",
+    "this loader (study.results_read.read)": "from study import results_read\n"
+    "n = len(results_read.read(D, C).table)",
     "pyarrow.dataset": "import pyarrow.dataset as ds\n"
     "n = ds.dataset(D, format='parquet').to_table(columns=C).num_rows",
     "polars scan_parquet": "import polars as pl\n"

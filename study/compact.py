@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from study import results_files, results_rows
+from study import results_files, results_read, results_rows
 from study.results import COLUMN_NAMES, SCHEMA, STATUS_OK
 
 KEY = ["study", "trial_id", "epoch"]
@@ -74,7 +74,7 @@ def compact(path: str | os.PathLike) -> Compaction:
     directory = files[0].rsplit("/", 1)[0]
     _remove_stale(fs, directory)
     stamps = {i.path: (i.size, i.mtime_ns) for i in fs.get_file_info(files)}
-    read = results_files.read(path, KEY)
+    read = results_read.read(path, KEY)
     order = _merged(read.table)
     cuts = _cuts(read.table.select(["study", "trial_id"]).take(pa.array(order)))
     target = f"{directory}/{results_files.COMPACTED}"
@@ -147,7 +147,7 @@ def _cuts(trials: pa.Table) -> list[int]:
 
 def _write(
     fs: pafs.FileSystem,
-    read: results_files.Read,
+    read: results_read.Read,
     order: np.ndarray,
     cuts: list[int],
     path: str,
@@ -201,7 +201,7 @@ def _verify(
     fs: pafs.FileSystem,
     path: str,
     digests: list[bytes],
-    read: results_files.Read,
+    read: results_read.Read,
     order: np.ndarray,
 ) -> pa.Table:
     """The written file reads back, row group by row group, as written (same digests), holds

@@ -30,7 +30,7 @@ from study.results import (
     to_table,
     write_atomic,
 )
-from study.results_files import COMPACTED
+from study.results_files import COMPACTED, SHORTLIST
 
 QUARANTINE = "quarantine"
 _KEYS = ("trial_id", "epoch", "schema_version")
@@ -40,7 +40,7 @@ def problem(path: Path) -> str | None:
     """Why `path` can't stay in a results folder, or None for a whole results file."""
     if path.is_dir():
         return "a folder, not a results file"
-    if path.name.startswith((".", "_")):
+    if path.name.startswith((".", "_")) and path.name != SHORTLIST:
         return "a temporary file of an interrupted write"
     if path.suffix != ".parquet":
         return "not a .parquet file"

@@ -78,6 +78,8 @@ COLUMNS: list[tuple[str, pa.DataType, str]] = [
     ("config_json", pa.string(), "the full TrialConfig as JSON"),
     ("schema_version", pa.int64(), "version of this schema"),
 ]
+COMPACTED = "compacted.parquet"  # a results directory's merged file (study.compact)
+SHORTLIST = "_shortlist.parquet"  # the rows of it the analysis reads the bins of (study.compact)
 SCHEMA = pa.schema([pa.field(name, dtype) for name, dtype, _ in COLUMNS])
 COLUMN_NAMES = [name for name, _, _ in COLUMNS]
 
@@ -240,7 +242,7 @@ class ResultsWriter:
         known = {t.trial_id for t in trials}
         fs = self.filesystem or pafs.LocalFileSystem()
         for path in _parquet_files(self.directory, self.filesystem):
-            if path.stem not in known and path.name != "compacted.parquet":  # study.compact
+            if path.stem not in known and path.name not in (COMPACTED, SHORTLIST):
                 target = self.directory.parent / "orphaned_results" / path.name
                 fs.create_dir(str(target.parent), recursive=True)
                 fs.move(str(path), str(target))

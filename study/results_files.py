@@ -1,4 +1,4 @@
-"""Reading results files robustly, for the study's end summary and for analysis alike.
+"""Results files, one at a time: where they are, which are results, reading one robustly.
 
 Where the results are: a study directory (its `results/`), a results directory, or one file, on
 a local path or any URI pyarrow's filesystems open (`s3://…`, `gs://…`, `file://…`: see
@@ -11,8 +11,11 @@ Which files are results: a table is taken only if its columns are columns of
 schema_version), every column casts to the schema's type, and its schema version is one this
 code reads (1 to SCHEMA_VERSION). A file that cannot be read (truncated, empty) or is not
 results (foreign, another schema) is skipped and named — one warning line each on the
-"study.results" logger, and in `Read.skipped` — and every good file is used. Columns a file
-lacks (written before the schema had them) come back null.
+"study.results" logger, and in `study.results_read.Read.skipped` — and every good file is
+used. Columns a file lacks (written before the schema had them) come back null.
+
+This module is the single file (where, which, one file's columns); study.results_read reads
+all of them at once.
 """
 
 from __future__ import annotations
@@ -21,9 +24,6 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -31,12 +31,11 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from study.results import COLUMNS, SCHEMA_VERSION
+from study.results import COLUMNS, COMPACTED, SCHEMA_VERSION
+from study.results import SHORTLIST as SHORTLIST  # the file names: study.results
 
 TYPES = {name: dtype for name, dtype, _ in COLUMNS}
 
-COMPACTED = "compacted.parquet"  # a results directory's merged file (study.compact)
-SHORTLIST = "_shortlist.parquet"  # the rows of it the analysis reads the bins of (study.compact)
 TOKEN = b"study.compaction"  # metadata key: one value in a compacted file and its shortlist
 KEYS = ("study", "trial_id", "epoch", "status", "schema_version")  # every results file has them
 WHOLE_FILE = 4 * 1024**2  # a file up to this size is fetched in one read (a trial's: ~130 KB)
@@ -45,17 +44,6 @@ log = logging.getLogger("study.results")
 
 class ResultsError(ValueError):
     """The path holds no results: a user error, reported in one line."""
-
-
-@dataclass
-class Read:
-    """What `read` got: the rows of the good files (in file order), and the files skipped."""
-
-    table: pa.Table
-    files: list[str]  # the files read, in order
-    counts: np.ndarray  # rows per file read
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
-    fs: pafs.FileSystem = field(default_factory=pafs.LocalFileSystem)
 
 
 def locate(path: str | os.PathLike) -> tuple[pafs.FileSystem, list[str]]:
@@ -129,7 +117,7 @@ def _kind(t: pa.DataType) -> str:
 def conform(table: pa.Table, columns: Sequence[str], dictionary: bool = False) -> pa.Table:
     """`columns` of a results table in the schema's types (strings as dictionary<string> when
     `dictionary`); absent ones as nulls."""
-    want = _schema(tuple(columns), dictionary)
+    want = schema_of(tuple(columns), dictionary)
     n, names = len(table), table.column_names
     if set(columns) <= set(names) and table.select(list(columns)).schema.equals(want):
         return table.select(list(columns))
@@ -143,7 +131,7 @@ DICTIONARY = pa.dictionary(pa.int32(), pa.string())  # a string column, values s
 
 
 @functools.lru_cache(maxsize=64)
-def _schema(columns: tuple[str, ...], dictionary: bool = False) -> pa.Schema:
+def schema_of(columns: tuple[str, ...], dictionary: bool = False) -> pa.Schema:
     kind = {c: DICTIONARY if dictionary and c in STRINGS else TYPES[c] for c in columns}
     return pa.schema([pa.field(c, kind[c]) for c in columns])
 
@@ -201,101 +189,3 @@ def read_one(
     if bad:
         raise ValueError(f"schema version {bad[0]} (this code reads 1 to {SCHEMA_VERSION})")
     return conform(table, columns, dictionary)
-
-
-def read(
-    path: str | os.PathLike,
-    columns: Sequence[str],
-    threads: int | None = None,
-    dictionary: bool = False,
-) -> Read:
-    """`columns` of every good results file under `path`, in file order, in the schema's types
-    (nulls where a file lacks a column; strings as dictionary<string> when `dictionary`: what
-    the analysis groups on, read without a Python string per row); bad files skipped, named and
-    logged. ResultsError when no file is good."""
-    fs, files = locate(path)
-    local = isinstance(fs, pafs.LocalFileSystem) and len(files) > 1
-    bulk = _bulk(files, columns, dictionary) if local else None
-    if bulk is not None:
-        return Read(bulk[0], files, bulk[1], [], fs)
-    threads = max(1, threads or min(8, os.cpu_count() or 1))
-
-    def one(f: str) -> pa.Table | str:
-        try:
-            return read_one(fs, f, columns, dictionary=dictionary)
-        except ValueError as err:
-            return str(err)
-
-    if threads == 1 or len(files) == 1:
-        got = [one(f) for f in files]
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            got = list(pool.map(one, files, chunksize=64))
-    skipped = [(f, why) for f, why in zip(files, got, strict=True) if isinstance(why, str)]
-    for f, why in skipped:
-        log.warning("skipping %s: not a results file (%s)", f, why)
-    good = [(f, t) for f, t in zip(files, got, strict=True) if not isinstance(t, str)]
-    if not good:
-        name, why = Path(skipped[0][0]).name, skipped[0][1]
-        more = f"; and {len(skipped) - 1} more files" if len(skipped) > 1 else ""
-        raise ResultsError(f"no results in {path}: {name} is not a results file ({why}){more}")
-    tables = [t for _, t in good]
-    table = pa.concat_tables(tables).combine_chunks()  # dictionaries unified into one
-    counts = np.array([len(t) for t in tables], dtype=np.int64)
-    return Read(table, [f for f, _ in good], counts, skipped, fs)
-
-
-# The fast path for many local files (a study's per-trial files): one polars scan of them all,
-# in Rust threads, checked afterwards. Any doubt (a file polars cannot read or cast, a null key,
-# another schema version) sends every file down the careful path above, which names the bad.
-FILE = "__file"
-
-
-def polars_scan(files: list[str], **options):
-    """A polars scan of `files` in the schema's types (missing columns as nulls)."""
-    import polars as pl
-
-    schema = pl.from_arrow(pa.schema([pa.field(c, t) for c, t in TYPES.items()]).empty_table())
-    cast = pl.ScanCastOptions(
-        integer_cast="upcast", float_cast="upcast", categorical_to_string="allow"
-    )
-    return pl.scan_parquet(
-        files,
-        schema=schema.schema,
-        missing_columns="insert",
-        extra_columns="raise",
-        cast_options=cast,
-        glob=False,
-        **options,
-    )
-
-
-def _bulk(
-    files: list[str], columns: Sequence[str], dictionary: bool
-) -> tuple[pa.Table, np.ndarray] | None:
-    """`columns` of `files` and the rows per file, by polars; None when not installed or when a
-    file needs the careful path."""
-    try:
-        import polars as pl
-
-        wanted = [*dict.fromkeys([*columns, *KEYS])]
-        df = polars_scan(files, include_file_paths=FILE).select([*wanted, FILE]).collect()
-    except ImportError:
-        return None
-    except Exception:  # polars' own errors for a file it cannot read or cast
-        return None
-    version = df["schema_version"]
-    if any(df[k].null_count() for k in KEYS) or not version.is_between(1, SCHEMA_VERSION).all():
-        return None
-    runs = df.drop_in_place(FILE).rle()  # the files' rows are contiguous, in file order
-    per_file = dict(zip(runs.struct.field("value"), runs.struct.field("len"), strict=True))
-    counts = np.array([per_file.get(f, 0) for f in files], dtype=np.int64)
-    schema = _schema(tuple(columns), dictionary)
-    arrays = {}
-    for name in dict.fromkeys(columns):  # a column at a time, freed once converted (≤ 1 copy)
-        column = df.drop_in_place(name)
-        if dictionary and name in STRINGS:
-            column = column.cast(pl.Categorical)  # values once, not a string per row
-        arrays[name] = column.to_arrow().cast(schema.field(name).type)
-    table = pa.Table.from_arrays([arrays[c] for c in columns], schema=schema)
-    return table, counts

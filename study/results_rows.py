@@ -1,13 +1,14 @@
 """Some rows of a study's results files, all columns wanted, without reading the rest.
 
 Two readers need a few rows' worth of the heavy columns of many files: the analysis (the
-reliability bins of the epochs it chose, study.results_files and analysis.load) and the
-compaction (every column, a row group's worth of trials at a time, study.compact). Both give
-`read_rows` the row positions over the files of a `results_files.read` (its file order), in
-any order, and get a table in that order, in the schema's types. Only the files that hold
-rows are opened; a large file (a compacted one) only at the row groups holding them; runs of
-small local files (per-trial ones) in polars scans of BATCH_FILES files each, which bound
-the memory (a scan decodes its files' columns whole), and checked, or else file by file by
+reliability bins of the epochs it chose, analysis.load) and the compaction (every column, a
+row group's worth of trials at a time, study.compact). Both give `read_rows` the row
+positions over the files of a `results_read.read` (its file order), in any order, and get a
+table in that order, in the schema's types. Rows the read kept from its own scan
+(`Read.kept`) come from there. Of the rest, only the files that hold rows are opened; a large
+file (a compacted one) only at the row groups holding them; runs of small local files
+(per-trial ones) in polars scans of results_read.BATCH_FILES files each, which bound the
+memory (a scan decodes its files' columns whole), and checked, or else file by file by
 pyarrow (study.results_files.read_one), which names a file that changed or went bad. Rows of a
 compacted file that are all in its shortlist (study.compact: each trial's last and best
 epoch) come from the shortlist, when its token is the compacted file's and `read` holds the
@@ -25,18 +26,38 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from study import results_files
-from study.results_files import Read
+from study import results_files, results_read
+from study.results_read import ROW, Read, polars_scan
 
-ROW = "__row"
-BATCH_FILES = 500  # small files per polars scan (~70 MB of decoded reliability bins)
 LARGE_ROWS = 20_000  # a file with more rows is read by its row groups (a trial's: ~200 rows)
 
 
 def read_rows(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
     """`columns` at the row positions `rows` of `read` (over its files in order), in the order
-    of `rows`, reading only the files (and row groups of large files) that hold them."""
+    of `rows`: those `read` kept from its own scan, the rest reading only the files (and row
+    groups of large files) that hold them."""
     rows = np.asarray(rows, dtype=np.int64)
+    hit, at = _kept(read, columns, rows)
+    if not hit.any():
+        return _read(read, columns, rows)
+    kept = read.kept.select(list(columns)).take(pa.array(at[hit]))
+    if hit.all():
+        return kept
+    table = pa.concat_tables([kept, _read(read, columns, rows[~hit])]).combine_chunks()
+    return table.take(pa.array(np.argsort(np.r_[np.flatnonzero(hit), np.flatnonzero(~hit)])))
+
+
+def _kept(read: Read, columns: Sequence[str], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which of `rows` `read.kept` holds (with `columns`), and where."""
+    held = read.kept[ROW].to_numpy() if read.kept is not None else np.array([], np.int64)
+    if not len(held) or not set(columns) <= set(read.kept.column_names):
+        return np.zeros(len(rows), bool), np.zeros(len(rows), np.int64)
+    at = np.minimum(np.searchsorted(held, rows), len(held) - 1)
+    return held[at] == rows, at
+
+
+def _read(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
+    """`columns` at `rows` from the files."""
     order = np.argsort(rows, kind="stable")
     wanted = rows[order]
     starts = np.cumsum(read.counts) - read.counts
@@ -66,7 +87,8 @@ def _polars() -> bool:
 
 
 def _groups(files: np.ndarray, counts: np.ndarray) -> Iterator[np.ndarray]:
-    """`files` (ascending) in runs of at most BATCH_FILES small files; a large file alone."""
+    """`files` (ascending) in runs of at most results_read.BATCH_FILES small files; a large
+    file alone."""
     run: list[int] = []
     for f in files.tolist():
         if counts[f] > LARGE_ROWS:
@@ -76,7 +98,7 @@ def _groups(files: np.ndarray, counts: np.ndarray) -> Iterator[np.ndarray]:
             yield np.array([f])
             continue
         run.append(f)
-        if len(run) == BATCH_FILES:
+        if len(run) == results_read.BATCH_FILES:
             yield np.array(run)
             run = []
     if run:
@@ -94,7 +116,7 @@ def _scan(
     offset = np.cumsum(counts) - counts
     inside = offset[np.searchsorted(group, where)] + at
     try:
-        scan = results_files.polars_scan([read.files[f] for f in group], row_index_name=ROW)
+        scan = polars_scan([read.files[f] for f in group], row_index_name=ROW)
         wanted = pl.col(ROW).is_in(pl.Series(inside, dtype=pl.UInt32).implode())
         df = scan.filter(wanted).select([ROW, *columns]).collect()
     except Exception:  # a file changed since: the careful path says which

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from study import results_files
+from study import results_files, results_read
 from study.pareto import pareto_front
 from study.results import STATUS_OK
 
@@ -29,7 +29,7 @@ def summarize(directory: str | os.PathLike) -> str:
     CVPR 2023). Each trial counts with its last ok epoch. Files that are not results are skipped
     and named (study.results_files), so one bad file never hides the others."""
     try:
-        read = results_files.read(directory, SUMMARY_READ)
+        read = results_read.read(directory, SUMMARY_READ)
     except results_files.ResultsError as err:
         return str(err)
     df = read.table.to_pandas().sort_values(["trial_id", "epoch"], kind="stable")

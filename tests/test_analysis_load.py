@@ -299,10 +299,42 @@ def test_one_file_per_trial_reads_as_one_file(tmp_path, one_file, options):
         _assert_same(_frames(tmp_path, best_by=best_by), frames)
 
 
-def test_bins_read_in_batches_of_files_give_the_same_frames(tmp_path, one_file, monkeypatch):
+def test_bins_come_from_the_scan_that_read_the_scalars(tmp_path, one_file, monkeypatch):
+    """Per-trial files: the bins at the chosen epochs are kept from the scan that read every
+    row's scalars (study.results_read.Keep); no file is read again for them."""
     from study import results_rows
 
-    monkeypatch.setattr(results_rows, "BATCH_FILES", 5)  # 12 files: batches of 5, 5 and 2
+    again = []
+    real = results_rows._read
+    monkeypatch.setattr(results_rows, "_read", lambda *a: again.append(a[2]) or real(*a))
+    _write_per_trial(_rows(), tmp_path)
+    for best_by, frames in one_file.items():
+        _assert_same(_frames(tmp_path, best_by=best_by), frames)
+    assert again == []
+
+
+@pytest.mark.parametrize("batch", [1, 500])
+def test_a_compacted_study_with_later_per_trial_files_reads_as_one_file(
+    tmp_path, one_file, monkeypatch, batch
+):
+    """Each trial's first epochs compacted, the later ones (and epoch 2 again) in per-trial
+    files, one file per scan or all in one: the chosen rows come partly from the scans, partly
+    from the compacted file's shortlist or row groups; the same frames as one file."""
+    from study import compact, results_read
+
+    monkeypatch.setattr(results_read, "BATCH_FILES", batch)
+    rows = _rows()
+    _write_per_trial(rows[rows["epoch"] <= 2], tmp_path / "results")
+    compact.compact(tmp_path)
+    _write_per_trial(rows[rows["epoch"] >= 2], tmp_path / "results")
+    for best_by, frames in one_file.items():
+        _assert_same(_frames(tmp_path, best_by=best_by), frames)
+
+
+def test_bins_read_in_batches_of_files_give_the_same_frames(tmp_path, one_file, monkeypatch):
+    from study import results_read
+
+    monkeypatch.setattr(results_read, "BATCH_FILES", 5)  # 12 files: batches of 5, 5 and 2
     _write_per_trial(_rows(), tmp_path)
     for best_by, frames in one_file.items():
         _assert_same(_frames(tmp_path, best_by=best_by), frames)

@@ -106,6 +106,15 @@ def test_a_good_folder_is_left_alone(study, capsys):
     assert capsys.readouterr().err == "" and not (study / "quarantine").exists()
 
 
+def test_a_compacted_folder_is_left_alone_and_its_rows_read_once(study, capsys):
+    from study import compact
+
+    compact.compact(study)  # compacted.parquet and its _shortlist.parquet
+    quarantine.repair(study)
+    assert capsys.readouterr().err == "" and not (study / "quarantine").exists()
+    assert len(pd.read_parquet(study / "results")) == 6  # the shortlist's copies not read
+
+
 def test_the_writer_survives_a_damaged_file_and_recovers_its_rows(study, capsys):
     (study / "results" / "b.parquet").write_bytes(b"")
     trial = TrialRows(study / "results" / "b.parquet")

@@ -18,7 +18,7 @@ import pytest
 from analysis_fixtures import grid
 
 from analysis import load_results, synthetic
-from study import compact, results_files, results_rows
+from study import compact, results_files, results_read, results_rows
 from study.cli import main as study_main
 from study.results import SCHEMA, write_atomic
 from study.summary import summarize
@@ -87,7 +87,7 @@ def test_idempotent_and_merges_later_files(tmp_path, monkeypatch, small):
     files in scans of two files: the same rows."""
     if small:
         monkeypatch.setattr(results_rows, "LARGE_ROWS", 5)
-        monkeypatch.setattr(results_rows, "BATCH_FILES", 2)
+        monkeypatch.setattr(results_read, "BATCH_FILES", 2)
         monkeypatch.setattr(compact, "ROW_GROUP_ROWS", 6)
     _study(tmp_path)
     compact.compact(tmp_path)
