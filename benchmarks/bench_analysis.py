@@ -135,7 +135,7 @@ SCALARS = [
 ]
 ENGINES = {
     "this loader (study.results_read.read)": "from study import results_read\n"
-    "n = len(results_read.read(D, C).table)",
+    "n = len(results_read.read(D, C, dictionary=True).table)",
     "pyarrow.dataset": "import pyarrow.dataset as ds\n"
     "n = ds.dataset(D, format='parquet').to_table(columns=C).num_rows",
     "polars scan_parquet": "import polars as pl\n"

@@ -196,7 +196,7 @@ def test_kills_at_the_moments_that_matter_resume_to_the_plan(study, ray_tmp, cap
 def damage(results: Path) -> tuple[Path, pd.DataFrame]:
     """Truncate the results file (the study ended compacted: the one file of every trial) and
     add four bad ones; the damaged file and the rows it held."""
-    victim = sorted(results.glob("*.parquet"))[0]
+    victim = results / "compacted.parquet"
     before = pd.read_parquet(victim)
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
     (results / "empty.parquet").write_bytes(b"")
