@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 
 from analysis.variants import BASELINE, get_metric
 from study.pareto import pareto_front  # the dilemma plot's front; lives below the study
@@ -75,6 +74,8 @@ def _percentile_interval(
     paired bootstrap (scipy's `paired=True` on the two columns gives the same intervals)."""
     if len(x) < 2:
         return (np.nan, np.nan)
+    import scipy.stats  # here: 0.8 s of import that reading results does not need
+
     ci = scipy.stats.bootstrap(
         (x,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile", rng=rng
     ).confidence_interval
