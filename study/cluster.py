@@ -24,7 +24,11 @@ TOKEN_HELP = (
 
 def check_address(address: str | None) -> None:
     """Refuse (ConfigError) a HOST:PORT where no Ray head answers, or one that wants a token
-    this process will not send or has wrong. `auto`, `local`, `ray://` are left to Ray."""
+    this process will not send or has wrong; `auto` is checked as the RAY_ADDRESS it stands for
+    when that is set (Ray's first choice for it), else left to Ray (run_study_cli turns Ray's
+    "no running instance" into one line), as are `local` and `ray://`."""
+    if address == "auto" and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
     if not address or address in ("auto", "local") or "://" in address:
         return
     host, _, port = address.rpartition(":")

@@ -264,12 +264,18 @@ def run_study_cli(args: argparse.Namespace) -> int:
     data = data_mod.load(spec.trial_config(next(spec.corner_params())).dataset)
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=args.address or "local",
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
+        try:
+            ray.init(
+                address=args.address or "local",
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except ConnectionError as err:  # `--address auto` and no cluster Ray can find
+            raise ConfigError(
+                f"--address {args.address}: {str(err).splitlines()[0]} Start one with "
+                "`ray start --head`, or leave --address out to run on this machine"
+            ) from None
     try:
         check_resources(spec)
         at_once = spec.tune.max_concurrent_trials or trials_that_fit(spec)

@@ -42,3 +42,26 @@ def test_schedule_line():
     )
     line = schedule_line(2, 0, {"CPU": 4.0}, 2)
     assert line == "2 CPU per trial: 2 at once on the cluster (4 CPU)"
+
+
+def test_auto_is_checked_as_the_ray_address_it_stands_for(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")  # Ray's first choice for auto
+    err = run_refused(tmp_path, capsys, "auto")
+    assert "no Ray cluster answers at 127.0.0.1:" in err
+
+
+def test_auto_without_a_cluster_is_one_line(tmp_path, capsys, monkeypatch):
+    """What Ray raises for `address="auto"` when it finds no running instance (its message, as
+    seen with none running; faked here, since a real one may be running on a shared machine)."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+    def init(*args, **kwargs):
+        raise ConnectionError(
+            "Could not find any running Ray instance. Please specify the one to connect to by "
+            "setting `--address` flag or `RAY_ADDRESS` environment variable."
+        )
+
+    monkeypatch.setattr(ray, "init", init)
+    err = run_refused(tmp_path, capsys, "auto")
+    assert err.startswith("study run: error: --address auto: Could not find any running Ray")
+    assert "ray start --head" in err
