@@ -145,16 +145,18 @@ def _bulk(
         return None
     batches = [files] if keep is None else _batches(files)
     lists = [c for c in keep.columns if c not in columns] if keep else []
-    wanted = [[*dict.fromkeys([*columns, *KEYS, *lists])] for _ in batches]
-    for i, batch in enumerate(batches):  # a compacted file's lists: never decoded whole
-        wanted[i] = wanted[i][: -len(lists)] if lists and _compacted(batch) else wanted[i]
+    scalars = [*dict.fromkeys([*columns, *KEYS])]
+
+    def collect(batch: list[str]) -> Any:  # a compacted file's lists: never decoded whole
+        return _collect(batch, scalars if _compacted(batch) else [*scalars, *lists])
+
     tables, counts, kept, offset = [], [], [], 0
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(_collect, batches[0], wanted[0])
+        pending = pool.submit(collect, batches[0])
         for i, batch in enumerate(batches):
             df = pending.result()
             if i + 1 < len(batches):
-                pending = pool.submit(_collect, batches[i + 1], wanted[i + 1])
+                pending = pool.submit(collect, batches[i + 1])
             if df is None:
                 return None
             bins = df.select([c for c in lists if c in df.columns])

@@ -148,6 +148,8 @@ def _shortlisted(
             file = pq.ParquetFile(f)
             if token is None or (file.metadata.metadata or {}).get(results_files.TOKEN) != token:
                 return None
+            if len(rows) > file.metadata.num_rows:  # (compaction's row groups): cannot all be in it
+                return None
             found = file.read(columns=[*KEY, *columns])
     except (OSError, pa.ArrowException):
         return None  # none, or unreadable: the compacted file itself has the rows
