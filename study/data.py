@@ -86,11 +86,27 @@ def default_root(cfg: DataConfig) -> Path:
     return Path(cfg.root).expanduser() if cfg.root else CACHE_HOME / "data" / cfg.name
 
 
+@dataclass
+class SharedData:
+    """A dataset read once and not yet split: what a study's driver shares with every trial
+    (Ray's object store), so that trials of one study can differ in `dataset.split_seed` — a
+    replicate is a seed *and* a data subset. Every other dataset.* setting is the study's."""
+
+    raw: RawData
+
+    def split(self, cfg: DataConfig) -> SplitData:
+        """This trial's train/val/test split of the shared images (`split`)."""
+        return split(cfg, get(cfg.name), self.raw)
+
+
+def read(cfg: DataConfig) -> SharedData:
+    """Read `cfg.name`'s images once, unsplit."""
+    return SharedData(get(cfg.name).read(cfg, default_root(cfg)))
+
+
 def load(cfg: DataConfig) -> SplitData:
     """Read `cfg.name` once and split it (train/val seeded, optional train/test subsets)."""
-    spec = get(cfg.name)
-    raw = spec.read(cfg, default_root(cfg))
-    return split(cfg, spec, raw)
+    return read(cfg).split(cfg)
 
 
 def split(cfg: DataConfig, spec: DatasetSpec, raw: RawData) -> SplitData:

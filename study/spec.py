@@ -196,7 +196,7 @@ def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> S
 def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """A spec file's mapping; `extends: OTHER.yaml` (beside it) is read first and each of its
     top-level mappings updated key by key (a grid axis or a setting replaced as a whole; null
-    drops a whole section, e.g. `grid: null`)."""
+    drops a whole section, e.g. `grid: null`, or one grid axis, `grid: {train.seed: null}`)."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: `extends` loops back to itself")
     try:
@@ -210,7 +210,10 @@ def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         return raw
     base = _read(path.parent / str(raw.pop("extends")), (*seen, path.resolve()))
     both = [k for k, v in raw.items() if isinstance(v, dict) and isinstance(base.get(k), dict)]
-    return {**base, **raw, **{k: {**base[k], **raw[k]} for k in both}}
+    merged = {**base, **raw, **{k: {**base[k], **raw[k]} for k in both}}
+    if isinstance(merged.get("grid"), dict):  # `grid: {train.seed: null}` drops that axis
+        merged["grid"] = {k: v for k, v in merged["grid"].items() if v is not None}
+    return merged
 
 
 def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) -> StudySpec:
@@ -353,12 +356,18 @@ def _in_dependency_order(params: list[Param]) -> tuple[Param, ...]:
 
 
 def _axis(name: str, values: Any) -> Axis:
-    """`method: [{name: erm}, {name: mixup, alpha: 0.1}]` or `model.name: [resnet18, …]`."""
+    """`method: [{name: erm}, {name: mixup, alpha: 0.1}]`, `model.name: [resnet18, …]`, or
+    an axis of any other name whose entries set dotted keys together (`replicate: [{train.seed:
+    0, dataset.split_seed: 0}, …]`: seeds tied, not crossed)."""
     if not isinstance(values, list) or not values:
         raise ConfigError(f"grid {name} must be a non-empty list of values")
     if "." in name:
         settings = tuple({name: v} for v in values)
         labels = tuple(value_label(v) for v in values)
+    elif name not in SECTIONS:  # `replicate: [{train.seed: 0, dataset.split_seed: 0}, …]`
+        maps = [_mapping(f"grid {name} entry", v) for v in values]
+        settings = tuple(dict(m) for m in maps)
+        labels = tuple(",".join(f"{k}={value_label(v)}" for k, v in m.items()) for m in maps)
     else:
         maps = [_mapping(f"grid {name} entry", v) for v in values]
         settings = tuple({f"{name}.{k}": v for k, v in m.items()} for m in maps)

@@ -175,9 +175,17 @@ def _check_axes(grid: tuple[Axis, ...]) -> None:
             seen[key] = axis.name
 
 
+VARYING_DATASET_KEYS = ("dataset.split_seed",)  # each trial splits the shared images itself
+
+
 def _settable(dotted: str) -> Any:
-    if dotted.startswith("dataset."):
-        raise ConfigError(f"{dotted} can't vary: the loaded data is shared by every trial")
+    if dotted.startswith("dataset.") and dotted not in VARYING_DATASET_KEYS:
+        raise ConfigError(
+            f"{dotted} can't vary: the loaded data is shared by every trial (of dataset.*, "
+            f"only {', '.join(VARYING_DATASET_KEYS)} can)"
+        )
+    if "." not in dotted:
+        raise ConfigError(f"grid entry key {dotted!r} must be SECTION.KEY (e.g. train.seed)")
     return field_hint(dotted)
 
 

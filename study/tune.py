@@ -1,6 +1,6 @@
 """A study on Ray Tune: the trainable around `run_trial`, the Tuner, resources, resume.
 
-`study run SPEC` loads the dataset once on the driver and shares it through Ray's object store
+`study run SPEC` reads the dataset once on the driver (unsplit) and shares it through Ray's object store
 (`tune.with_parameters`); every trial builds its TrialConfig from the spec and its Optuna
 parameters (`OptunaSearch` over the spec's define-by-run function), reports every epoch (the
 Parquet row plus the objectives), checkpoints every `tune.checkpoint_every` epochs and resumes
@@ -48,7 +48,7 @@ ROWS = "rows_json"  # a checkpoint's rows so far, as JSON (loads with weights_on
 DEFAULT_STORAGE = Path("studies")
 
 
-def trainable(config: dict[str, Any], spec: StudySpec, data: data_mod.SplitData) -> None:
+def trainable(config: dict[str, Any], spec: StudySpec, data: data_mod.SharedData) -> None:
     """One trial: `run_trial` from the latest checkpoint, reporting and checkpointing epochs.
     Torch uses as many threads as the trial has CPUs, whatever the worker's environment."""
     cfg = spec.trial_config(config)
@@ -60,7 +60,7 @@ def trainable(config: dict[str, Any], spec: StudySpec, data: data_mod.SplitData)
     if state is not None and "model" not in state:  # the trial ended (diverged) at its last row
         return tune.report(_metrics(spec, history[-1]))
     report = functools.partial(_report, spec, where, history)
-    run_trial(cfg, report, resume=state, data=data)
+    run_trial(cfg, report, resume=state, data=data.split(cfg.dataset))
 
 
 def _resume_state() -> dict[str, Any] | None:
@@ -261,7 +261,9 @@ def run_study_cli(args: argparse.Namespace) -> int:
     local = _local(study_dir)
     if args.resume and local:
         quarantine.repair(local)
-    data = data_mod.load(spec.trial_config(next(spec.corner_params())).dataset)
+    first = spec.trial_config(next(spec.corner_params())).dataset
+    data = data_mod.read(first)
+    data.split(first)  # a split that cannot be made (sizes) is refused here, before Ray starts
     started = not ray.is_initialized()
     if started:
         try:
@@ -325,7 +327,7 @@ def _local(study_dir: storage.Location) -> Path | None:
 
 
 def _fit(
-    spec: StudySpec, study_dir: storage.Location, data: data_mod.SplitData, resume: bool
+    spec: StudySpec, study_dir: storage.Location, data: data_mod.SharedData, resume: bool
 ) -> int:
     """Start, restart or restore the study's Tuner and run it; the number of its trials that
     ended (finished, stopped by the scheduler, or errored for good): fewer than planned when
