@@ -1,7 +1,8 @@
 """A study on Ray Tune: the trainable around `run_trial`, the Tuner, resources, resume.
 
-`study run SPEC` reads the dataset once on the driver (unsplit) and shares it through Ray's object store
-(`tune.with_parameters`); every trial builds its TrialConfig from the spec and its Optuna
+`study run SPEC` reads the dataset once on the driver, unsplit, and shares it through Ray's
+object store (`tune.with_parameters`); every trial splits it by its own `dataset.split_seed`,
+builds its TrialConfig from the spec and its Optuna
 parameters (`OptunaSearch` over the spec's define-by-run function), reports every epoch (the
 Parquet row plus the objectives), checkpoints every `tune.checkpoint_every` epochs and resumes
 from `tune.get_checkpoint()`. `ResultsWriter` (study.results) writes the rows on the driver.
