@@ -1,4 +1,4 @@
-"""`analysis report STUDY|RESULTS|URI [--out DIR] [--epochs last|best]`: tables and figures.
+"""`analysis report STUDY|RESULTS|URI [--out DIR] [--epochs last|best] [--select METRIC]`.
 
 User errors (no results, another schema version, a bad argument) print one line on stderr and
 exit with status 2, without a traceback (DESIGN.md, "CLI"). Progress goes to stderr.
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analysis.load import ResultsError
+
+SELECTABLE = ("val_acc", "val_cal_ece", "val_ece", "val_nll")  # validation only: never test
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +51,14 @@ def parser() -> argparse.ArgumentParser:
         default="last",
         help="row of each trial in the tables: its last epoch, or its best by val_acc",
     )
+    report.add_argument(
+        "--select",
+        default=None,
+        metavar="METRIC",
+        help="validation metric that picks a searched method's best trial per cell and "
+        "replicate (val_acc, val_cal_ece, val_ece, val_nll; default: the spec's first "
+        "objective); the report states the rule",
+    )
     return p
 
 
@@ -62,6 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from study.config import ConfigError
     from study.paths import writable_dir
 
+    if args.select is not None and args.select not in SELECTABLE:
+        print(
+            f"analysis: --select must be one of {', '.join(SELECTABLE)}; got {args.select!r}",
+            file=sys.stderr,
+        )
+        return 2
     out = args.out or _default_out(args.results)
     try:  # before any work (a missing RESULTS is the loader's one line, nothing made)
         if "://" in args.results or Path(args.results).exists():
@@ -70,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"analysis: {err}", file=sys.stderr)
         return 2
     try:
-        path = build_report(args.results, out, args.epochs, progress=_stderr)
+        path = build_report(args.results, out, args.epochs, _stderr, args.select)
     except ResultsError as err:
         print(f"analysis: {err}", file=sys.stderr)
         return 2

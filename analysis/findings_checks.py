@@ -6,8 +6,14 @@
   reach.
 - Trials that repeat an earlier trial's configuration and seed (`analysis.trials.repeats`):
   counted once, never as replicates.
-- Too few seeds: with one seed no verdict can be decided; with two, an interval rests on two
-  pairs per backbone.
+- Too few replicates: with one no verdict can be decided; with two, an interval rests on two
+  pairs per backbone. Replicates that share one `dataset.split_seed`: the intervals cover one
+  data subset, not the dataset at this scale.
+- Settings that differ between trials of a cell beyond the replicate: reported as separate
+  cells (`analysis.trials.separate`), never averaged.
+
+Notes: the noise floor of the calibrated ECE at this test size (`analysis.ece_bias`), and how
+far choosing a searched method's best of N trials on validation moves its test metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import trials
+from analysis import stats, trials
+from analysis.variants import PERCENT
 from study.results import STATUS_OK
 
 MIN_SEEDS = 3  # fewer seeds per cell than this earns a warning
@@ -26,9 +33,22 @@ FITTED = {  # temperature column → the metric it feeds and where T was fitted
 }
 
 
-def warnings(df: pd.DataFrame, unique: pd.DataFrame, view: pd.DataFrame) -> list[str]:
-    """Warnings on `df` (one row per trial), its repeat-free rows and the table view."""
-    return [*_unfinished(df), *_repeats(df), *_edges(unique), *_seeds(view)]
+def warnings(
+    df: pd.DataFrame,
+    unique: pd.DataFrame,
+    view: pd.DataFrame,
+    mixed: dict[tuple[str, str, str], list[str]] | None = None,
+) -> list[str]:
+    """Warnings on `df` (one row per trial), its repeat-free rows and the table view; `mixed`:
+    `trials.mixed_settings` of the rows before `trials.separate`."""
+    return [
+        *_unfinished(df),
+        *_repeats(df),
+        *_edges(unique),
+        *_seeds(view),
+        *_one_subset(view),
+        *_mixed(mixed or {}),
+    ]
 
 
 def _unfinished(df: pd.DataFrame) -> list[str]:
@@ -113,13 +133,89 @@ def _seeds(view: pd.DataFrame) -> list[str]:
         return []
     if seeds == 1:
         return [
-            "One seed (in at least one cell): nothing measures the seed-to-seed noise, so those "
-            f"comparisons are inconclusive; run {MIN_SEEDS} or more seeds (`train.seed`)."
+            "One replicate (in at least one cell): nothing measures the replicate-to-replicate "
+            f"noise, so those comparisons are inconclusive; run {MIN_SEEDS} or more "
+            "(`train.seed` with `dataset.split_seed`)."
         ]
     return [
-        f"Only {seeds} seeds in some cells: their intervals rest on {seeds} pairs per backbone "
-        f"and are rough; {MIN_SEEDS} or more seeds give firmer verdicts."
+        f"Only {seeds} replicates in some cells: their intervals rest on {seeds} pairs per "
+        f"backbone and are wide; {MIN_SEEDS} or more give firmer verdicts."
     ]
+
+
+def _one_subset(view: pd.DataFrame) -> list[str]:
+    """Cells of several replicates that all share one split seed."""
+    ok = stats.with_replicates(view[view["status"] == STATUS_OK])
+    if ok.empty:
+        return []
+    cells = ok.groupby(["dataset", "backbone", "variant"], observed=True)
+    shared = (cells["split_seed"].nunique() == 1) & (cells["seed"].nunique() > 1)
+    if not shared.any():
+        return []
+    seeds = sorted(ok["split_seed"].unique())
+    which = "unknown (the rows' configs do not say)" if seeds == [-1] else f"{seeds[0]}"
+    return [
+        f"Replicates share one data subset (dataset.split_seed {which}) in {int(shared.sum())} "
+        "cells: their intervals cover seed noise on that subset only, not the dataset at this "
+        "scale; vary `dataset.split_seed` with `train.seed` (a `replicate:` grid axis)."
+    ]
+
+
+def _mixed(mixed: dict[tuple[str, str, str], list[str]]) -> list[str]:
+    if not mixed:
+        return []
+    shown = "; ".join(
+        f"{d}, {b}{f', {v}' if v else ''}: {', '.join(keys)}"
+        for (d, b, v), keys in list(mixed.items())[:MAX_NAMED]
+    )
+    return [
+        f"Trials differ in more than their replicate in {len(mixed)} cells ({shown}): "
+        "reported as separate cells (the differing settings in brackets), never averaged."
+    ]
+
+
+def floor_notes(view: pd.DataFrame) -> list[str]:
+    """Per variant, its mean calibrated ECE beside the noise floor and the debiased ECE."""
+    need = ["test_cal_ece", "test_cal_ece_floor", "test_cal_ece_debiased"]
+    if not all(c in view for c in need) or view["test_cal_ece_floor"].isna().all():
+        return []
+    ok = view[view["status"] == STATUS_OK]
+    means = ok.groupby("variant", observed=True)[need].mean() * PERCENT
+    below = [str(v) for v, r in means.iterrows() if r["test_cal_ece"] <= r["test_cal_ece_floor"]]
+    cells = ", ".join(
+        f"{v} {r['test_cal_ece']:.2f} (debiased {r['test_cal_ece_debiased']:.2f})"
+        for v, r in means.iterrows()
+    )
+    floor = means["test_cal_ece_floor"]
+    text = (
+        f"Noise floor: a perfectly calibrated model would score {floor.min():.2f}–"
+        f"{floor.max():.2f} points of calibrated ECE on this test set (bins of these sizes, "
+        f"analysis.ece_bias); mean calibrated ECE: {cells}. Differences between ECEs near the "
+        "floor are differences in estimator noise as much as in calibration; the debiased ECE "
+        "(Kumar et al., 2019) lowers that bias (partly) and is tested in the pitfall table."
+    )
+    if below:
+        text += f" At or below the floor (indistinguishable from perfect): {', '.join(below)}."
+    return [text]
+
+
+def selection_notes(unique: pd.DataFrame, view: pd.DataFrame, search: trials.Search) -> list[str]:
+    """How choosing a searched method's best trial on validation tilts its comparisons."""
+    if not trials.searched(unique, search):
+        return []
+    out = [
+        f"Searched methods are shown by their best trial per cell and replicate, picked by "
+        f"{search.rule()} (`analysis report --select` picks another). ERM has one trial per "
+        "replicate, so these comparisons favour the searched methods: by the amount below."
+    ]
+    for metric in ("test_acc", "test_cal_ece"):
+        gains = trials.selection_gain(unique, view, metric)
+        for row in gains.itertuples():
+            out.append(
+                f"Selection moves {row.variant}'s {metric} by {PERCENT * row.gain:+.2f} points "
+                f"against the mean of the trials it was chosen from ({row.n} cells)."
+            )
+    return out
 
 
 def test_samples(df: pd.DataFrame) -> int | None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from analysis import render
 from analysis.variants import PERCENT, get_metric
 
 if TYPE_CHECKING:
-    from analysis.findings import Comparison, Findings
+    from analysis.evidence import Comparison
+    from analysis.findings import Findings
 
 PITFALL_WORDS = {  # a pitfall comparison's verdict, in words
     "supported": "above ERM: the pitfall",
@@ -16,35 +19,38 @@ PITFALL_WORDS = {  # a pitfall comparison's verdict, in words
     "inconclusive": "inconclusive",
 }
 HOW = (
-    "Each verdict rests on 95% paired bootstrap intervals of differences in percentage points "
-    "(pairs: the same dataset, backbone and seed). **supported**: some interval lies wholly on "
-    "the claimed side and none on the other; **contradicted**: the reverse; **inconclusive**: "
-    "the intervals straddle the line, disagree, or rest on one seed."
+    "A replicate is one (dataset.split_seed, train.seed): another data subset and another seed "
+    "of the same configuration; trials are paired with ERM's of the same dataset, backbone and "
+    "replicate. Each claim is one test pooled over every cell it covers: a 95% Student-t "
+    "interval over replicates in one cell, a paired t over all cells (cells as strata, each "
+    "weighing the same: a statement about these cells) across several. Every test below "
+    "(claims and pitfall table) is Holm-corrected together. **supported**: Holm-adjusted "
+    "p < 0.05 on the claimed side of the boundary; "
+    "**contradicted**: the same on the other side; **inconclusive**: otherwise, or one "
+    "replicate. *Replicates needed* is how many a paired t-test needs to detect a true "
+    "difference of 0.5 points with 80% power at the observed spread."
 )
 
 
 def markdown(findings: Findings) -> str:
-    """ "## Findings": the claims' table, the evidence, the pitfall per variant, warnings."""
-    from analysis.findings import TOLERANCE
-
+    """ "## Findings": the claims' table, the evidence, the pitfall per variant, notes."""
     parts = [
         "## Findings",
-        HOW + f" Tolerance of “keeps” / “at least as well”: {PERCENT * TOLERANCE:g} points.",
+        HOW + f" Comparisons in the Holm family: {findings.family}.",
         _granularity(findings.test_samples),
-    ]  # noqa
+    ]
     rows = [[f.claim, f.statement, f"**{f.verdict}**", f.reason] for f in findings.claims]
     parts.append(render.markdown_table(["claim", "statement", "verdict", "why"], rows))
-    evidence = [
-        f"- {f.claim}: {c.describe()} → {c.verdict}" for f in findings.claims for c in f.comparisons
-    ]
-    if evidence:
-        parts += ["Evidence, comparison by comparison:", "\n".join(evidence)]
-    if findings.searched:
-        parts.append(
-            f"Searched methods ({', '.join(findings.searched)}) count by their best trial per "
-            "dataset, backbone and seed, chosen on validation (see the tables)."
-        )
+    tests = [f"- {f.claim}: {c.describe()} → **{c.verdict}**" for f in findings.claims
+             for c in f.comparisons]  # fmt: skip
+    cells = [f"- {f.claim}: {c.describe()}" for f in findings.claims for c in f.evidence]
+    if tests:
+        parts += ["Tests, one per claim (or per half):", "\n".join(tests)]
+    if cells:
+        parts += ["Per dataset and variant (evidence, not separately decided):", "\n".join(cells)]
     parts += ["### The pitfall, variant by variant", _pitfall(findings.pitfall)]
+    if findings.notes:
+        parts += ["### Noise floor and selection", "\n".join(f"- {n}" for n in findings.notes)]
     parts.append("### Warnings")
     parts.append("\n".join(f"- {w}" for w in findings.warnings) or "None.")
     return "\n\n".join(parts)
@@ -64,19 +70,23 @@ def _pitfall(comparisons: tuple[Comparison, ...]) -> str:
     """Calibrated ECE − ERM's for every variant: above (the pitfall), below, or inconclusive;
     then the same by the other measures of calibration the rows have (ACE, classwise, smooth)."""
     if not comparisons:
-        return "No variant has ERM pairs (same dataset, backbone and seed) to compare with."
-    header = ["measure", "dataset", "variant", "− ERM (points)", "95% interval", "pairs", "seeds"]
+        return "No variant has ERM pairs (same dataset, backbone and replicate) to compare with."
+    header = ["measure", "dataset", "variant", "− ERM (points)", "95% interval", "Holm p"]
+    header += ["pairs", "replicates", "replicates needed", "verdict"]
     rows = []
     for c in comparisons:
         spec = get_metric(c.metric)
-        interval = f"[{spec.show(c.lo, True)}, {spec.show(c.hi, True)}]" if c.pairs > 1 else ""
+        finite = np.isfinite(c.lo)
+        interval = f"[{spec.show(c.lo, True)}, {spec.show(c.hi, True)}]" if finite else ""
+        p = f"{c.p_holm:.2g}" if np.isfinite(c.p_holm) else ""
         rows.append(
-            [spec.label, c.dataset, c.variant, spec.show(c.mean, True), interval]
-            + [str(c.pairs), str(c.seeds), PITFALL_WORDS[c.verdict]]
+            [spec.label, c.dataset, c.variant, spec.show(c.mean, True), interval, p]
+            + [str(c.pairs), str(c.seeds), str(c.needed or ""), PITFALL_WORDS[c.verdict]]
         )
     note = (
         "After temperature scaling, is each variant's ECE above ERM's (the pitfall of Wang "
-        "et al.), below it, or inside the noise? By the paper's 15-bin ECE, then by each other "
-        "measure the rows have (equal-mass ACE, classwise ECE, smooth ECE)."
+        "et al.), below it, or inside the noise? By the paper's 15-bin ECE, its debiased "
+        "version, then by each other measure the rows have (equal-mass ACE, classwise ECE, "
+        "smooth ECE); backbones pooled per dataset."
     )
-    return note + "\n\n" + render.markdown_table([*header, "verdict"], rows)
+    return note + "\n\n" + render.markdown_table(header, rows)

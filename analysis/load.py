@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis import variants
+from analysis import ece_bias, variants
 from study import results_files, results_read, results_rows
 from study.results import COLUMN_NAMES, COLUMNS, STATUS_OK
 from study.results_files import ResultsError
@@ -154,10 +154,17 @@ def _in_order(columns: set[str]) -> list[str]:
     return [c for c in COLUMN_NAMES if c in columns]
 
 
+DERIVED = ("test_cal_ece_debiased", "test_cal_ece_floor")  # from the bins (analysis.ece_bias)
+
+
 def _frame(table: pa.Table) -> pd.DataFrame:
+    """The rows as pandas with `variant` and `backbone`, and where the after-TS bins were read
+    the debiased calibrated ECE and its noise floor (`DERIVED`, analysis.ece_bias)."""
     df = table.to_pandas()
     df["variant"] = variants.variant_column(df)
     df["backbone"] = variants.backbone_column(df)
+    if f"{ece_bias.STAGE}count" in df:
+        df[DERIVED[0]], df[DERIVED[1]] = ece_bias.per_row(df)
     return df
 
 

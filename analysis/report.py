@@ -7,7 +7,8 @@ The report answers the paper's questions on the user's own results (Wang et al.,
 does mixup help calibration once each model is temperature-scaled (Tables 1 and 4), what does
 it do to accuracy (Table 5), where is the accuracy–calibration trade-off (Figure 1, the dilemma
 plot), and what do the ablations show (Figure 2). Each number sits beside the paper's where the
-paper has the cell, and differences from ERM get bootstrap intervals the paper does not give.
+paper has the cell, and differences from ERM get intervals the paper does not give (Student-t
+over replicates, `analysis.stats`).
 """
 
 from __future__ import annotations
@@ -119,11 +120,14 @@ def build_report(
     out: str | Path,
     epochs: str = "last",
     progress: Progress | None = None,
+    select: str | None = None,
 ) -> Path:
     """Write `out`/report.md (with PNG figures and CSV/LaTeX tables) and return its path.
 
-    `epochs` picks each trial's row for the tables ("last" or "best" by validation accuracy).
-    Raises analysis.load.ResultsError when `results` holds no results of this schema.
+    `epochs` picks each trial's row for the tables ("last" or "best" by validation accuracy);
+    `select`, the validation metric that picks a searched method's best trial (default: the
+    spec's first objective). Raises analysis.load.ResultsError when `results` holds no results
+    of this schema.
     """
     say = _timed(progress or (lambda _: None))
     out = Path(out)
@@ -135,8 +139,8 @@ def build_report(
     files, chosen, all_rows = read.files, read.selected, read.every
     say(f"read {len(all_rows):,} rows of {len(chosen):,} trials in {len(files):,} files")
     # Each configuration and seed once; a searched method by its best trial (analysis.trials).
-    search = trials.read_search(results)
-    unique = trials.drop_repeats(chosen)
+    search = trials.read_search(results).selecting(select)
+    unique = trials.drop_repeats(trials.separate(chosen))
     view = trials.collapse_searched(unique, search)
     say("findings")
     title = f"# Results report: study {_names(all_rows['study'])}"
@@ -147,7 +151,7 @@ def build_report(
     ]
     say("tables")
     parts += [_method_tables(view, out), _table1(view)]
-    say("bootstrap intervals and the paper's numbers")
+    say("intervals and the paper's numbers")
     parts += [_statistics(view), _paper(view)]
     say("figures")
     frames = {"trials": unique, "view": view, "curves": trials.curves_of(all_rows, view)}
@@ -273,21 +277,32 @@ def _table1(chosen: pd.DataFrame) -> str:
 
 
 def _statistics(chosen: pd.DataFrame) -> str:
-    """Paired differences from ERM with 95% bootstrap intervals, per dataset and variant."""
-    note = f"Paired by dataset, backbone and seed; intervals need two or more pairs. {LEGEND}"
-    parts = ["## Differences from ERM, with 95% bootstrap intervals", note]
+    """Paired differences from ERM with 95% Student-t intervals, per dataset and variant."""
+    note = (
+        "Paired by dataset, backbone and replicate (split seed, seed); backbones pooled by a "
+        "stratified paired t; intervals need two or more replicates; Holm's correction runs "
+        f"over each table's rows. {LEGEND}"
+    )
+    parts = ["## Differences from ERM, with 95% intervals", note]
     for metric in STAT_METRICS:
         spec = get_metric(metric)
         rows = [_diff_row(r, spec) for r in stats.diff_from_baseline(chosen, metric).itertuples()]
-        header = ["dataset", "variant", "mean difference", "95% interval", "pairs", "mark"]
+        header = ["dataset", "variant", "mean difference", "95% interval", "Holm p", "pairs"]
+        header += ["replicates needed (0.5 points, 80% power)", "mark"]
         body = render.markdown_table(header, rows) if rows else "No variant has ERM pairs."
         parts += [f"### {spec.title}", body]
     return "\n\n".join(parts)
 
 
 def _diff_row(r: tuple, spec: Metric) -> list[str]:
-    interval = f"[{spec.show(r.lo, True)}, {spec.show(r.hi, True)}]" if r.n > 1 else ""
-    return [str(r.dataset), str(r.variant), spec.show(r.mean, True), interval, str(r.n), r.mark]
+    finite = pd.notna(r.lo)
+    interval = f"[{spec.show(r.lo, True)}, {spec.show(r.hi, True)}]" if finite else ""
+    p = f"{r.p_holm:.2g}" if pd.notna(r.p_holm) else ""
+    needed = "" if r.needed is None or pd.isna(r.needed) else str(int(r.needed))
+    return [str(r.dataset), str(r.variant), spec.show(r.mean, True), interval, p, str(r.n)] + [
+        needed,
+        r.mark,
+    ]
 
 
 def _paper(chosen: pd.DataFrame) -> str:

@@ -72,7 +72,7 @@ def _config(trial: dict) -> dict:
         k: (None if pd.isna(v) else v) for k, v in trial.items() if k in ("alpha", "margin")
     }
     return {
-        "dataset": {"name": trial["dataset"]},
+        "dataset": {"name": trial["dataset"], "split_seed": int(trial["seed"])},
         "model": {"name": trial["model"], "pretrained": trial["pretrained"]},
         "method": {"name": trial["method"], **nan_free},
         "train": {"seed": int(trial["seed"])},

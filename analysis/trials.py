@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,23 @@ class Search:
     objectives: tuple[tuple[str, str], ...] = DEFAULT_OBJECTIVES  # (column, "max" | "min")
     methods: frozenset[str] | None = None  # searched methods; None: judge from the data
     source: str = f"no spec.yaml found; searched = more than {MAX_LEVELS} (α, Δλ) values"
+
+    def selecting(self, metric: str | None) -> Search:
+        """This search with `metric` first (`analysis report --select`): the best trial is the
+        one best by it; the other objectives only break its exact ties."""
+        if not metric:
+            return self
+        mode = dict(self.objectives).get(metric) or ("max" if metric.endswith("acc") else "min")
+        rest = tuple(o for o in self.objectives if o[0] != metric)
+        return replace(self, objectives=((metric, mode), *rest))
+
+    def rule(self) -> str:
+        """How the best trial is picked, in words (the report says it; never silent)."""
+        (first, mode), *rest = self.objectives
+        words = f"the {'highest' if mode == 'max' else 'lowest'} {first} (validation)"
+        if rest:
+            words += "; " + ", then ".join(c for c, _ in rest) + " only break exact ties"
+        return words
 
 
 def read_search(results: str | Path) -> Search:
@@ -136,7 +153,9 @@ def searched(df: pd.DataFrame, search: Search) -> list[str]:
 
 
 def collapse_searched(
-    df: pd.DataFrame, search: Search, keys: Sequence[str] = ("dataset", "backbone", "seed")
+    df: pd.DataFrame,
+    search: Search,
+    keys: Sequence[str] = ("dataset", "backbone", "split_seed", "seed"),
 ) -> pd.DataFrame:
     """`df` (one row per trial) with each searched method reduced to its best trial per `keys`
     by the validation objectives, relabelled "<Method> (best of N)"; other
@@ -145,6 +164,7 @@ def collapse_searched(
     methods = searched(df, search)
     if not methods:
         return df
+    df = df if "split_seed" in df else df.assign(split_seed=split_seeds(df))
     is_searched = df["method"].astype(str).isin(methods)
     pool = df[is_searched & (df["status"] == STATUS_OK)]
     objectives = [(c, m) for c, m in search.objectives if c in df]
@@ -173,13 +193,14 @@ def _relabel(df: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
 
 
 def seeds_per_pair(df: pd.DataFrame) -> int:
-    """The fewest distinct seeds of any (dataset, backbone, variant) cell with an ok trial."""
+    """The fewest distinct replicates (split seed, seed) of any (dataset, backbone, variant)
+    cell with an ok trial."""
     ok = df[df["status"] == STATUS_OK]
     if ok.empty:
         return 0
-    return int(
-        ok.groupby(["dataset", "backbone", "variant"], observed=True)["seed"].nunique().min()
-    )
+    ok = ok if "split_seed" in ok else ok.assign(split_seed=split_seeds(ok))
+    cells = ok.groupby(["dataset", "backbone", "variant"], observed=True)
+    return int(cells[["split_seed", "seed"]].apply(lambda g: len(g.drop_duplicates())).min())
 
 
 def variants_of(df: pd.DataFrame, methods: Collection[str]) -> list[str]:
@@ -214,6 +235,142 @@ def chosen(view: pd.DataFrame, unique: pd.DataFrame, search: Search) -> pd.DataF
     variant, trial_id, alpha, margin and the objectives, with `searched`: the trials it beat."""
     methods = searched(unique, search)
     rows = view[view["method"].astype(str).isin(methods)]
+    rows = rows if "split_seed" in rows else rows.assign(split_seed=split_seeds(rows))
     objectives = [c for c, _ in search.objectives if c in view]
-    columns = ["dataset", "backbone", "seed", "variant", "trial_id", "alpha", "margin", *objectives]
-    return rows[columns].sort_values(["dataset", "backbone", "seed", "variant"])
+    keys = ["dataset", "backbone", "split_seed", "seed", "variant"]
+    columns = [*keys, "trial_id", "alpha", "margin", *objectives]
+    return rows[columns].sort_values(keys)
+
+
+REPLICATE_SETTINGS = ("train.seed", "dataset.split_seed")  # what differs between replicates
+IN_LABELS = {  # settings the dataset, backbone and variant labels already show
+    "dataset.name", "dataset.label", "model.name", "model.pretrained",
+    "method.name", "method.alpha", "method.margin", "method.constraint",
+}  # fmt: skip
+
+
+def _flat(config: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= _flat(value, f"{name}.")
+        else:
+            out[name] = json.dumps(value, sort_keys=True)
+    return out
+
+
+def _settings(df: pd.DataFrame) -> list[dict[str, str] | None]:
+    """Each row's config as flat dotted settings (None where it has no config)."""
+    if "config_json" not in df:
+        return [None] * len(df)
+    configs = df["config_json"].astype(object)
+    parsed: dict[str, dict[str, str] | None] = {}
+    for text in configs.dropna().unique():
+        try:
+            config = json.loads(text)
+        except (TypeError, ValueError):
+            config = None
+        parsed[text] = _flat(config) if isinstance(config, dict) else None
+    return [parsed.get(c) if isinstance(c, str) else None for c in configs]
+
+
+def split_seeds(df: pd.DataFrame) -> np.ndarray:
+    """Each row's `dataset.split_seed` from its config (−1 where the config does not say)."""
+    out = [int(s["dataset.split_seed"]) if s and "dataset.split_seed" in s else -1 for s in
+           _settings(df)]  # fmt: skip
+    return np.asarray(out, dtype=np.int64)
+
+
+def mixed_settings(df: pd.DataFrame) -> dict[tuple[str, str, str], list[str]]:
+    """Settings that differ between trials of one cell beyond the replicate and the labels:
+    {(dataset, backbone, ""): context keys (training, data, model width…)} and
+    {(dataset, backbone, variant): method keys (ε, η…)}. Such trials measure different things
+    and must never be averaged as replicates (`separate`)."""
+    flat = _settings(df)
+    out: dict[tuple[str, str, str], list[str]] = {}
+    for group, variant_too in ((["dataset", "backbone"], False), (LABEL_CELL, True)):
+        for key, rows in df.groupby(group, observed=True, sort=True).indices.items():
+            key = tuple(map(str, key)) + (() if variant_too else ("",))
+            keys = _differing([flat[i] for i in rows], method=variant_too)
+            if keys:
+                out[key] = keys
+    return out
+
+
+LABEL_CELL = ["dataset", "backbone", "variant"]
+
+
+def _differing(settings: list[dict[str, str] | None], method: bool) -> list[str]:
+    known = [s for s in settings if s is not None]
+    names = sorted({k for s in known for k in s})
+    wanted = [
+        k
+        for k in names
+        if k not in IN_LABELS
+        and k not in REPLICATE_SETTINGS
+        and not k.startswith(NOT_IDENTITY_PREFIXES)
+        and k.startswith("method.") == method
+    ]
+    return [k for k in wanted if len({s.get(k) for s in known}) > 1]
+
+
+NOT_IDENTITY_PREFIXES = tuple(f"{s}." for s in NOT_IDENTITY)
+
+
+def separate(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with trials that differ in more than their replicate in separate cells: the
+    differing context settings appended to `backbone` ("resnet18 [train.epochs=15]") and
+    differing method settings to `variant`, so that no interval averages two configurations.
+    A `split_seed` column is added. Idempotent; unchanged labels where nothing differs."""
+    df = df.assign(split_seed=split_seeds(df)) if "split_seed" not in df else df
+    mixed = mixed_settings(df)
+    if not mixed:
+        return df
+    flat = _settings(df)
+    # the variant pass first: its cells are keyed by the backbone labels as they came
+    for column, pick in (("variant", lambda k: k[2] != ""), ("backbone", lambda k: k[2] == "")):
+        cells = {k[:2] if k[2] == "" else k: v for k, v in mixed.items() if pick(k)}
+        if not cells:
+            continue
+        group = ["dataset", "backbone"] if column == "backbone" else LABEL_CELL
+        labels = df[column].astype(str).copy()
+        for key, rows in df.groupby(group, observed=True, sort=False).indices.items():
+            keys = cells.get(tuple(map(str, key)))
+            for i in rows if keys else ():
+                shown = ", ".join(f"{k}={(flat[i] or {}).get(k, '?')}" for k in keys)
+                labels.iloc[i] = f"{labels.iloc[i]} [{shown}]"
+        df = df.assign(**{column: _ordered(df[column], labels)})
+    return df
+
+
+def _ordered(old: pd.Series, new: pd.Series) -> pd.Categorical:
+    """`new` labels as an ordered categorical, in `old`'s category order then by name."""
+    if isinstance(old.dtype, pd.CategoricalDtype):
+        rank = dict(zip(old.cat.categories, range(len(old.cat.categories)), strict=True))
+        place = pd.DataFrame({"new": new.to_numpy(), "rank": old.map(rank).astype(float)})
+        order = place.sort_values(["rank", "new"])["new"].drop_duplicates().tolist()
+    else:
+        order = sorted(new.unique())
+    return pd.Categorical(new.to_numpy(), categories=order, ordered=True)
+
+
+def selection_gain(unique: pd.DataFrame, view: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """How much picking the best of N on validation moves `metric` on test: per searched
+    variant of `view` ("… (best of N)"), the mean over its cells and replicates of the chosen
+    trial's value minus the mean of the N trials it was chosen from. Against one ERM run per
+    replicate, this is how far the comparison is tilted in the searched method's favour (it
+    also holds any real effect of the searched parameters). Columns: variant, gain, n."""
+    best = view[view["variant"].astype(str).str.contains(r"\(best of \d+\)", regex=True)]
+    if best.empty or metric not in view:
+        return pd.DataFrame(columns=["variant", "gain", "n"])
+    keys = ["dataset", "split_seed", "seed", "method"]
+    pool = unique if "split_seed" in unique else unique.assign(split_seed=split_seeds(unique))
+    pool = pool[pool["status"] == STATUS_OK]
+    pool = pool.assign(backbone=pool["backbone"].astype(str), method=pool["method"].astype(str))
+    means = pool.groupby([*keys, "backbone"])[metric].mean().rename("pool_mean")
+    chosen = best.assign(backbone=best["backbone"].astype(str), method=best["method"].astype(str))
+    merged = chosen.join(means, on=[*keys, "backbone"])
+    merged = merged.assign(gain=merged[metric] - merged["pool_mean"])
+    out = merged.groupby(merged["variant"].astype(str))["gain"].agg(["mean", "size"])
+    return out.reset_index().rename(columns={"variant": "variant", "mean": "gain", "size": "n"})

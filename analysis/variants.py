@@ -83,6 +83,9 @@ METRICS = {
         Metric("test_cal_cw_ece", "Calibrated classwise ECE", False, True),
         Metric("test_smece", "smECE", False, True),
         Metric("test_cal_smece", "Calibrated smECE", False, True),
+        # derived by the loader from the stored bins (analysis.ece_bias), not Parquet columns
+        Metric("test_cal_ece_debiased", "Debiased calibrated ECE", False, True),
+        Metric("test_cal_ece_floor", "Calibrated ECE noise floor", False, True),
         Metric("test_nll", "NLL", False, False),
         Metric("test_brier", "Brier", False, False),
         Metric("val_acc", "Validation accuracy", True, True),

@@ -192,6 +192,14 @@ def fit_temperature(
 
 
 def _fit_nll(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """LBFGS on log T. The trial's logits come from `engine.infer` under inference mode, and
+    autograd refuses inference tensors: a clone made outside inference mode is an ordinary one
+    (every `calibration.objective: nll` trial errored before this)."""
+    with torch.inference_mode(False):
+        return _lbfgs(logits.clone(), labels.clone())
+
+
+def _lbfgs(logits: torch.Tensor, labels: torch.Tensor) -> float:
     log_t = torch.zeros(1, device=logits.device, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200, line_search_fn="strong_wolfe")
 

@@ -38,7 +38,7 @@ def test_report_holds_tables_figures_and_coverage(report):
         "### Calibrated ECE (%) (paper: Table 4)",
         "### Accuracy (%) (paper: Table 5)",
         "## Table 1: ERM against mixup",
-        "## Differences from ERM, with 95% bootstrap intervals",
+        "## Differences from ERM, with 95% intervals",
         "## Beside the paper",
         "![Figure 1: mixup's α](figure1_alpha.png)",
         "![The accuracy–calibration dilemma](dilemma.png)",

@@ -1,17 +1,22 @@
-"""analysis.stats: Pareto front, bootstrap intervals, pairing by seed, marks."""
+"""analysis.stats: Pareto front, Student-t intervals, pooling, Holm, power, pairing, marks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from analysis.stats import (
-    bootstrap_ci,
     diff_from_baseline,
+    holm,
     marks,
+    one_cell,
     paired_differences,
     pareto_front,
+    pool,
+    replicates_needed,
+    t_interval,
 )
 
 
@@ -38,22 +43,63 @@ def test_pareto_front_edge_cases():
     assert pareto_front([1, 1], [2, 2]).tolist() == [True, True]  # equal points: both
 
 
-def test_bootstrap_interval_covers_a_planted_mean_at_the_nominal_rate():
+def test_t_interval_covers_a_planted_mean_at_the_nominal_rate():
     rng = np.random.default_rng(1)
-    reps, n, planted = 400, 20, 0.3
-    data = pd.DataFrame(
-        {"rep": np.repeat(np.arange(reps), n), "diff": rng.normal(planted, 1.0, reps * n)}
-    )
-    ci = bootstrap_ci(data, ["rep"], n_boot=1000, seed=2)
-    covered = ((ci["lo"] <= planted) & (planted <= ci["hi"])).mean()
-    assert 0.90 <= covered <= 0.98  # percentile bootstrap at n = 20 runs slightly under 0.95
-    width = (ci["hi"] - ci["lo"]).mean()
-    assert width == pytest.approx(2 * 1.96 / np.sqrt(n), rel=0.15)
+    reps, n, planted = 4000, 20, 0.3
+    mean, lo, hi, p, sd = t_interval(rng.normal(planted, 1.0, (reps, n)))
+    covered = ((lo <= planted) & (planted <= hi)).mean()
+    assert 0.94 <= covered <= 0.96
+    width = (hi - lo).mean()
+    assert width == pytest.approx(2 * scipy.stats.t.ppf(0.975, n - 1) / np.sqrt(n), rel=0.05)
+
+
+def test_t_interval_and_p_agree_with_scipy_exactly():
+    x = np.array([0.012, -0.003, 0.021, 0.008, 0.015])
+    mean, lo, hi, p, sd = (float(v) for v in t_interval(x, boundary=0.002))
+    ref = scipy.stats.ttest_1samp(x, 0.002)
+    ci = scipy.stats.ttest_1samp(x, 0.0).confidence_interval(0.95)
+    assert p == pytest.approx(ref.pvalue, rel=1e-12)
+    assert (lo, hi) == (pytest.approx(ci.low, rel=1e-12), pytest.approx(ci.high, rel=1e-12))
+    assert sd == pytest.approx(np.std(x, ddof=1)) and mean == pytest.approx(x.mean())
 
 
 def test_one_pair_has_no_interval():
-    ci = bootstrap_ci(pd.DataFrame({"g": [0], "diff": [0.1]}), ["g"])
-    assert ci["mean"].item() == 0.1 and np.isnan(ci["lo"].item()) and ci["n"].item() == 1
+    iv = one_cell(np.array([0.1]))
+    assert iv.mean == 0.1 and np.isnan(iv.lo) and np.isnan(iv.p) and iv.n == 1
+    assert not iv.finite
+
+
+def test_pooling_one_cell_is_its_t_interval_and_several_a_stratified_t():
+    rng = np.random.default_rng(3)
+    cell = rng.normal(0.01, 0.01, 6)
+    assert pool([cell]) == one_cell(cell)
+    shifted = [cell, cell + 0.004, cell - 0.004]  # same spread, different levels: strata
+    iv = pool(shifted)
+    assert iv.mean == pytest.approx(cell.mean()) and iv.n == 3 and "paired t over 3" in iv.method
+    sd = np.std(cell, ddof=1)  # every cell has it: the pooled within-cell sd
+    se = sd * np.sqrt(3 / 6) / 3
+    t = scipy.stats.t.ppf(0.975, 15)
+    assert (iv.lo, iv.hi) == (pytest.approx(iv.mean - t * se), pytest.approx(iv.mean + t * se))
+    assert iv.sd == pytest.approx(sd)
+    far = [rng.normal(m, 0.001, 5) for m in (-0.02, 0.0, 0.02, 0.04)]  # cells that disagree
+    assert "disagree" in pool(far).method and "disagree" not in iv.method
+    singles = pool([np.array([0.01]), np.array([0.02]), np.array([0.03])])
+    assert "cell means" in singles.method and singles.mean == pytest.approx(0.02)
+
+
+def test_holm_matches_the_step_down_definition():
+    p = [0.01, 0.04, 0.03, 0.005, np.nan]
+    assert holm(p)[:4].tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(holm(p)[4])
+    assert holm([]).size == 0
+
+
+@pytest.mark.parametrize(("effect", "expected"), [(1.0, 10), (0.5, 34)])
+def test_replicates_needed_matches_the_power_tables(effect, expected):
+    """A one-sample t-test at 5% (two-sided) and 80% power needs 10 pairs for d = 1 and 34
+    for d = 0.5 (Cohen's tables)."""
+    assert replicates_needed(1.0, delta=effect) == expected
+    assert replicates_needed(float("nan")) is None and replicates_needed(0.0) == 2
 
 
 def _seeded(seed_effect: np.ndarray, planted: float) -> pd.DataFrame:
@@ -75,6 +121,14 @@ def test_differences_are_paired_by_seed():
     result = diff_from_baseline(df, "test_acc").iloc[0]
     assert result["mean"] == pytest.approx(0.01) and result["n"] == 8
     assert result["lo"] == pytest.approx(0.01) and result["mark"] == "▲"  # no noise once paired
+    assert result["p_holm"] == 0.0 and result["needed"] == 2
+
+
+def test_replicates_pair_by_split_seed_too():
+    df = _seeded(np.zeros(4), 0.01)
+    df["split_seed"] = np.tile([0, 0, 1, 1], 2)
+    df["seed"] = np.tile([0, 1, 0, 1], 2)
+    assert len(paired_differences(df, "test_acc")) == 4  # (split, seed) pairs, none averaged
 
 
 def test_differences_without_baseline_are_empty():

@@ -77,7 +77,7 @@ def test_a_searched_study_report_has_one_column_per_method(study):
     assert text.count(header) == 5  # the five metric tables
     assert "α=0.11" not in text.split("## Tables 4 and 5")[1]
     assert "## Searched methods: one column each" in text
-    assert "| digits | small_cnn | 0 | Mixup (best of 6) | t000003 | 0.37 |" in text
+    assert "| digits | small_cnn | 0 | 0 | Mixup (best of 6) | t000003 | 0.37 |" in text
     table = pd.read_csv(study / "report" / "tables" / "test_acc.csv")
     assert table["variant"].tolist() == ["ERM", "Mixup (best of 6)"]
 

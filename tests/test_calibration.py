@@ -100,6 +100,27 @@ def test_fit_temperature_recovers_a_planted_temperature(objective):
     assert fitted == pytest.approx(planted, rel=0.06)
 
 
+@pytest.mark.parametrize("objective", ["ece", "nll"])
+def test_epoch_metrics_take_inference_mode_logits(objective):
+    """The trial's logits come from `engine.infer` under torch.inference_mode: every objective
+    must fit T on them as on ordinary tensors (the NLL fit raised, erroring every trial)."""
+    g = torch.Generator().manual_seed(1)
+    logits, labels = (
+        torch.randn(400, 10, generator=g) * 3,
+        torch.randint(0, 10, (400,), generator=g),
+    )
+    with torch.inference_mode():
+        frozen = logits.clone()
+    assert frozen.is_inference()
+    cfg = CalibrationConfig(objective=objective)
+    split = (frozen[:200], labels[:200]), (frozen[200:], labels[200:])
+    plain = (logits[:200], labels[:200]), (logits[200:], labels[200:])
+    folds = halves(200, 0)
+    assert repr(epoch_metrics(*split, folds, cfg)) == repr(
+        epoch_metrics(*plain, folds, cfg)
+    )  # NaN bins
+
+
 def test_first_minimum_wins_ties():
     logits = torch.tensor([[1.0, 0.0]] * 4)
     labels = torch.tensor([0, 0, 0, 0])  # always correct: ECE falls as T → 0, ties at conf = 1

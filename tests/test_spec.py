@@ -198,3 +198,28 @@ def test_cuda_device_needs_a_gpu_per_trial():
         {**BASE, "name": "gpu", "runtime": {"device": "cuda"}, "resources": {"gpu": 0.5}}
     )
     assert spec.resources.gpu == 0.5
+
+
+def test_a_replicate_axis_ties_seed_and_split_seed(tmp_path):
+    """`replicate:` sets several dotted keys per entry (tied, not crossed); dataset.split_seed
+    may vary (each trial splits the shared images), no other dataset.* key may."""
+    from study.errors import ConfigError
+    from study.spec import parse_spec
+
+    raw = {
+        "name": "r",
+        "dataset": {"name": "digits"},
+        "grid": {
+            "method": [{"name": "erm"}],
+            "replicate": [
+                {"train.seed": 0, "dataset.split_seed": 0},
+                {"train.seed": 1, "dataset.split_seed": 7},
+            ],
+        },
+    }
+    spec = parse_spec(raw)
+    configs = [spec.trial_config(p) for p in spec.corner_params()]
+    assert [(c.train.seed, c.dataset.split_seed) for c in configs] == [(0, 0), (1, 7)]
+    bad = {**raw, "grid": {"replicate": [{"dataset.val_size": 10}, {"dataset.val_size": 20}]}}
+    with pytest.raises(ConfigError, match="dataset.val_size can't vary"):
+        parse_spec(bad)
