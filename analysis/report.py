@@ -232,9 +232,8 @@ def _searched(view: pd.DataFrame, unique: pd.DataFrame, search: trials.Search) -
     head = "## Searched methods: one column each, its best trial by validation"
     note = (
         f"These methods' α/Δλ were searched ({search.source}); each table column holds, per "
-        "dataset, backbone and seed, the trial best by "
-        + ", then ".join(f"{c} ({m})" for c, m in search.objectives)
-        + " (validation only: a test metric never chooses)."
+        f"dataset, backbone and replicate, the trial with {search.rule()} (validation only: "
+        "a test metric never chooses; `--select METRIC` picks by another)."
     )
     cells = [[_shown(column, v) for column, v in row.items()] for _, row in rows.iterrows()]
     body = render.markdown_table(list(rows.columns), cells)
