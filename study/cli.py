@@ -145,7 +145,7 @@ def _lazy(module: str, name: str) -> Callable:
 def _run(args: argparse.Namespace) -> int:
     if args.verbose:
         os.environ["STUDY_VERBOSE"] = "1"  # read by study.progress.LiveStatus, also on resume
-    return _lazy("study.tune", "run_study_cli")(args)
+    return _lazy("study.driver", "run_study_cli")(args)
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -158,7 +158,8 @@ def _trial(args: argparse.Namespace) -> int:
 
 
 def _compact(args: argparse.Namespace) -> int:
-    return _lazy("study.compact", "compact_cli")(args)
+    with _lazy("study.lock", "held_if_study")(args.directory):  # one writer per study
+        return _lazy("study.compact", "compact_cli")(args)
 
 
 def _validate(args: argparse.Namespace) -> int:

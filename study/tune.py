@@ -11,14 +11,11 @@ Layout: `<storage>/<study>/{spec.yaml, results/*.parquet, tune/}` (DESIGN.md, do
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import logging
 import math
 import os
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,16 +28,14 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
-from study import cluster, quarantine, start, storage
+from study import cluster, start, storage
 from study import data as data_mod
-from study.compact import at_study_end
 from study.config import ConfigError
 from study.loggers import make_loggers
 from study.optuna_store import TaggedSearch, create_study, dashboard_command, study_storage
 from study.progress import LiveStatus
 from study.results import STATUS_OK, ResultsWriter
-from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec
-from study.summary import summarize
+from study.spec import SAMPLERS, StudySpec
 from study.trial import run_trial
 from study.yamlio import dump_yaml
 
@@ -227,99 +222,6 @@ def check_resources(spec: StudySpec) -> None:
             )
 
 
-def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
-    """The spec and study directory of a command line; a resumed study must be run with the
-    spec (and --set values) it began with, a new one must not overwrite another."""
-    from study.cli import parse_sets
-
-    spec = load_spec(args.spec, parse_sets(args.sets))
-    if args.name:
-        spec = parse_spec({**spec.raw, "name": args.name})
-    root = storage.open_location(args.storage or spec.storage or DEFAULT_STORAGE)
-    storage.check_writable(root)
-    study_dir = root / spec.name
-    saved = study_dir / "spec.yaml"
-    if args.resume:
-        if not study_dir.exists():
-            raise ConfigError(f"no study to resume in {study_dir}: run it without --resume")
-        if start.saved_spec(study_dir) != spec.raw:
-            raise ConfigError(
-                f"the spec differs from the one {study_dir} began with ({saved}): resume with "
-                "the same spec and --set values, or start a new study with --name"
-            )
-    elif study_dir.exists():
-        raise ConfigError(
-            f"study {spec.name} already exists in {study_dir}: continue it with --resume "
-            "or choose another --name"
-        )
-    return spec, study_dir
-
-
-def run_study_cli(args: argparse.Namespace) -> int:
-    """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`."""
-    spec, study_dir = study_spec(args)
-    cluster.check_address(args.address)
-    local = _local(study_dir)
-    if args.resume and local:
-        quarantine.repair(local)
-    first = spec.trial_config(next(spec.corner_params())).dataset
-    data = data_mod.read(first)
-    data.split(first)  # a split that cannot be made (sizes) is refused here, before Ray starts
-    started = not ray.is_initialized()
-    if started:
-        try:
-            ray.init(
-                address=args.address or "local",
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-        except ConnectionError as err:  # `--address auto` and no cluster Ray can find
-            raise ConfigError(
-                f"--address {args.address}: {str(err).splitlines()[0]} Start one with "
-                "`ray start --head`, or leave --address out to run on this machine"
-            ) from None
-    try:
-        check_resources(spec)
-        at_once = spec.tune.max_concurrent_trials or trials_that_fit(spec)
-        r = spec.resources
-        print(cluster.schedule_line(r.cpu, r.gpu, ray.cluster_resources(), at_once), flush=True)
-        ended = _fit(spec, study_dir, data, args.resume)
-    finally:
-        if started:
-            ray.shutdown()
-    results = study_dir / "results"
-    if local:
-        quarantine.repair(local)
-    start.crash_point("summary")
-    print(at_study_end(str(results)))  # one file instead of one per trial (study/compact.py)
-    load = "pd.read_parquet" if results.local else "analysis.load_results"
-    read = f"import pandas as pd, analysis; print({load}('{results}'))"
-    summary = summarize(str(results))
-    print(f'{summary}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
-    if ended < spec.num_trials:  # never silently: interrupted, or a restore that lost trials
-        again = resume_command(args)
-        print(
-            f"study run: error: Tune stopped {study_dir} with {ended} of {spec.num_trials} planned "
-            "trials ended (interrupted, or a restore that lost part of the plan); every row "
-            f"written is in results/; continue it: {again}",
-            file=sys.stderr,
-        )
-        return 1
-    print(f"Optuna dashboard: {dashboard_command(spec.search.storage, _home(study_dir))}")
-    return 0
-
-
-def resume_command(args: argparse.Namespace) -> str:
-    """The `study run … --resume` line that continues the study of `args`."""
-    parts = ["study run", shlex.quote(str(args.spec))]
-    for flag, value in (("--address", args.address), ("--storage", args.storage)):
-        parts += [flag, shlex.quote(str(value))] if value else []
-    parts += ["--name", shlex.quote(args.name)] if args.name else []
-    parts += [f"--set {shlex.quote(s)}" for s in args.sets]
-    return " ".join([*parts, "--resume"])
-
-
 def _local(study_dir: storage.Location) -> Path | None:
     """The study directory as a local path: the crash-consistency of study.start and the
     quarantine of study.quarantine work on local files; None on remote storage (an object
@@ -327,12 +229,13 @@ def _local(study_dir: storage.Location) -> Path | None:
     return Path(study_dir.path) if study_dir.local else None
 
 
-def _fit(
+def fit(
     spec: StudySpec, study_dir: storage.Location, data: data_mod.SharedData, resume: bool
-) -> int:
-    """Start, restart or restore the study's Tuner and run it; the number of its trials that
-    ended (finished, stopped by the scheduler, or errored for good): fewer than planned when
-    the run was interrupted (Ctrl-C) or a restore lost trials."""
+) -> set[str]:
+    """Start, restart or restore the study's Tuner and run it (the caller holds the study's
+    lock, study.lock); the trials Tune's last snapshot records as terminated (finished or
+    stopped early by the scheduler). A restore retries errored trials from their last
+    checkpoint: `--resume` is how a user continues a study that did not complete."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors: LiveStatus, Parquet
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: LiveStatus, not tables
@@ -348,39 +251,40 @@ def _fit(
         if local
         else tune.Tuner.can_restore(tune_dir.path, storage_filesystem=tune_dir.filesystem)
     )
-    resume = resume and restorable
-    if resume:
+    if resume and restorable:
         tuner = tune.Tuner.restore(
-            (study_dir / "tune").path,
+            tune_dir.path,
             trainable=wrapped,
             resume_unfinished=True,
+            resume_errored=True,
             storage_filesystem=study_dir.filesystem,
         )
     else:
-        local = _local(study_dir)
         if local is None:
             study_dir.mkdir()
             (study_dir / "spec.yaml").write_text(dump_yaml(spec.raw))
-        elif local.exists():  # --resume of a study whose first snapshot never came
+        elif resume:  # --resume of a study whose first snapshot never came
             start.restart(local, spec.name, study_storage(spec.search.storage, local))
         else:
             start.create(local, spec.raw)
             start.crash_point("created")
         tuner = make_tuner(spec, study_dir, wrapped)
         start.crash_point("tuner")
-    verb = "resuming" if resume else "starting"
+    verb = "resuming" if resume and restorable else "starting"
     print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir}/results")
     home = _home(study_dir)
     dashboard = dashboard_command(spec.search.storage, home)
     print(f"log: {home / 'study.log'}; Optuna dashboard: {dashboard}")
     tuner.fit()
-    return ended_trials(tune_dir)
+    return terminated_trials(tune_dir)
 
 
-def ended_trials(tune_dir: storage.Location) -> int:
-    """Trials that ended (finished, stopped by the scheduler, or errored for good) in Tune's last
-    snapshot of the study. Not the `ResultGrid` of `fit()`: after Ctrl-C, Tune saves the
-    snapshot (interrupted trials still running) and then marks every trial terminated in
-    memory, so the grid counts an interrupted study as complete."""
+def terminated_trials(tune_dir: storage.Location) -> set[str]:
+    """Trials that Tune's last snapshot of the study records as terminated (finished, or
+    stopped early by the scheduler). Not the `ResultGrid` of `fit()`: after Ctrl-C, Tune saves
+    the snapshot (interrupted trials still running) and then marks every trial terminated in
+    memory, so the grid counts an interrupted study as complete. Whether the study is complete
+    is judged by its rows (study.completion); this only tells a scheduler's stop from a trial
+    cut short."""
     analysis = tune.ExperimentAnalysis(tune_dir.path, storage_filesystem=tune_dir.filesystem)
-    return sum(t.status in (Trial.TERMINATED, Trial.ERROR) for t in analysis.trials)
+    return {t.trial_id for t in analysis.trials if t.status == Trial.TERMINATED}

@@ -113,14 +113,18 @@ def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):
         "search": {"objectives": GOALS, "storage": "sqlite:///{study_dir}/optuna.db"},
         "grid": {"method.name": ["erm", "boom", "mixup"]},
     }
-    assert run(tmp_path, spec) == 0
+    assert run(tmp_path, spec) == 1  # a study with an errored trial is not a success
     df = pd.read_parquet(tmp_path / "studies" / "errors" / "results")
     failed = df[df.method == "boom"]
     assert len(failed) == 1 and failed.status.item() == "error" and failed.epoch.item() == 1
     assert failed.message.item() == "ValueError: boom: this method always fails"
     done = df[df.method != "boom"]
     assert len(done) == 2 * 2 and (done.status == "ok").all()
-    assert "errored: ValueError: boom" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "errored: ValueError: boom" in out
+    line = err.strip().splitlines()[-1]
+    assert "2 of 3 planned trials complete; 1 errored (" in line, err
+    assert "ValueError: boom: this method always fails" in line and line.endswith("--resume")
     storage = f"sqlite:///{tmp_path / 'studies' / 'errors' / 'optuna.db'}"
     states = sorted(
         t.state.name for t in optuna.load_study(study_name="errors", storage=storage).trials

@@ -142,7 +142,7 @@ def test_ctrl_c_says_how_to_continue_and_the_resume_finishes(tmp_path, ray_tmp):
     assert driver.returncode == 1, out[-3000:]
     assert "stopped before the end of 3" in out, out[-3000:]  # the live status, not "3 done"
     line = next(x for x in out.splitlines() if "continue it:" in x)
-    assert "of 3 planned trials ended (interrupted" in line, line
+    assert "of 3 planned trials complete" in line and "without all their epochs" in line, line
     command = line.split("continue it: ", 1)[1]
     assert command == (
         f"study run {path} --storage {tmp_path / 'studies'} --set train.lr=0.05 --resume"

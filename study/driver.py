@@ -1,0 +1,130 @@
+"""The `study run` driver: parse, lock, check, train on Ray Tune, compact, summarise, judge.
+
+Order matters (docs/reliability.md): the spec and the storage are checked first (user errors are
+one line, exit 2, before any work); then the study's lock is taken (study.lock), and only under
+it is the study's state looked at (new, or one to resume) and anything written; the exit status
+comes from the rows (study.completion), not from Tune's snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+import ray
+
+from study import cluster, lock, quarantine, start, storage, tune
+from study import data as data_mod
+from study.compact import at_study_end
+from study.completion import completion
+from study.config import ConfigError
+from study.optuna_store import dashboard_command
+from study.spec import StudySpec, load_spec, parse_spec
+from study.summary import summarize
+
+DEFAULT_STORAGE = tune.DEFAULT_STORAGE
+
+
+def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
+    """The spec and study directory of a command line (the storage checked writable)."""
+    from study.cli import parse_sets
+
+    spec = load_spec(args.spec, parse_sets(args.sets))
+    if args.name:
+        spec = parse_spec({**spec.raw, "name": args.name})
+    root = storage.open_location(args.storage or spec.storage or DEFAULT_STORAGE)
+    storage.check_writable(root)
+    return spec, root / spec.name
+
+
+def check_state(spec: StudySpec, study_dir: storage.Location, resume: bool) -> None:
+    """Under the study's lock: a resumed study must exist and be run with the spec (and --set
+    values) it began with; a new one must not overwrite another."""
+    saved = study_dir / start.SPEC_FILE
+    if resume:
+        if not study_dir.exists():
+            raise ConfigError(f"no study to resume in {study_dir}: run it without --resume")
+        if start.saved_spec(study_dir) != spec.raw:
+            raise ConfigError(
+                f"the spec differs from the one {study_dir} began with ({saved}): resume with "
+                "the same spec and --set values, or start a new study with --name"
+            )
+    elif study_dir.exists():
+        raise ConfigError(
+            f"study {spec.name} already exists in {study_dir}: continue it with --resume "
+            "or choose another --name"
+        )
+
+
+def run_study_cli(args: argparse.Namespace) -> int:
+    """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`."""
+    spec, study_dir = study_spec(args)
+    cluster.check_address(args.address)
+    with lock.held(study_dir):
+        check_state(spec, study_dir, args.resume)
+        return _run(args, spec, study_dir)
+
+
+def _run(args: argparse.Namespace, spec: StudySpec, study_dir: storage.Location) -> int:
+    local = tune._local(study_dir)
+    if args.resume and local:
+        quarantine.repair(local)
+    first = spec.trial_config(next(spec.corner_params())).dataset
+    data = data_mod.read(first)
+    data.split(first)  # a split that cannot be made (sizes) is refused here, before Ray starts
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(
+                address=args.address or "local",
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except ConnectionError as err:  # `--address auto` and no cluster Ray can find
+            raise ConfigError(
+                f"--address {args.address}: {str(err).splitlines()[0]} Start one with "
+                "`ray start --head`, or leave --address out to run on this machine"
+            ) from None
+    try:
+        tune.check_resources(spec)
+        at_once = spec.tune.max_concurrent_trials or tune.trials_that_fit(spec)
+        r = spec.resources
+        print(cluster.schedule_line(r.cpu, r.gpu, ray.cluster_resources(), at_once), flush=True)
+        terminated = tune.fit(spec, study_dir, data, args.resume)
+    finally:
+        if started:
+            ray.shutdown()
+    results = study_dir / "results"
+    if local:
+        quarantine.repair(local)
+    start.crash_point("summary")
+    print(at_study_end(str(results)))  # one file instead of one per trial (study/compact.py)
+    load = "pd.read_parquet" if results.local else "analysis.load_results"
+    read = f"import pandas as pd, analysis; print({load}('{results}'))"
+    summary = summarize(str(results))
+    print(f'{summary}\n\nresults: {results}\nread them: {sys.executable} -c "{read}"')
+    stopped = terminated if spec.search.asha is not None else set()
+    done = completion(str(results), spec.num_trials, stopped)
+    if not done.ok:  # never silently: interrupted, errored trials, or rows short of the plan
+        print(
+            f"study run: error: {study_dir}: {done.describe()}; every row written is in "
+            "results/, and a resume retries errored trials from their last checkpoint; "
+            f"continue it: {resume_command(args)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"Optuna dashboard: {dashboard_command(spec.search.storage, tune._home(study_dir))}")
+    return 0
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The `study run … --resume` line that continues the study of `args`."""
+    parts = ["study run", shlex.quote(str(args.spec))]
+    for flag, value in (("--address", args.address), ("--storage", args.storage)):
+        parts += [flag, shlex.quote(str(value))] if value else []
+    parts += ["--name", shlex.quote(args.name)] if args.name else []
+    parts += [f"--set {shlex.quote(s)}" for s in args.sets]
+    return " ".join([*parts, "--resume"])

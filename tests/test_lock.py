@@ -1,0 +1,201 @@
+"""One driver per study (study.lock): a second holder is refused naming the first, a dead
+holder's lock is taken over and says so, on local disk (flock) and on an S3 server (a lease);
+`study compact` takes the lock too. The real races of two drivers are in test_lock_races.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow.fs as pafs
+import pytest
+from test_storage import s3  # noqa: F401 - the loopback S3 server fixture
+
+from study import lock, storage
+from study.cli import main
+
+HOLD = """
+import sys, time
+from study import lock, storage
+with lock.held(storage.open_location(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def holding(where: str, seconds: float) -> subprocess.Popen:
+    """Another process that holds the lock of `where` for `seconds` (once it printed 'held')."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, where, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_held_local_study_is_refused_naming_the_holder(tmp_path):
+    where = str(tmp_path / "studies" / "s")
+    other = holding(where, 60)
+    try:
+        with pytest.raises(lock.StudyLocked, match=f"driver PID {other.pid} on "):
+            with lock.held(storage.open_location(where)):
+                pass
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_killed_holders_lock_is_taken_over_and_said(tmp_path, capsys):
+    where = str(tmp_path / "s")
+    other = holding(where, 60)
+    os.kill(other.pid, signal.SIGKILL)
+    other.wait()
+    with lock.held(storage.open_location(where)):
+        err = capsys.readouterr().err
+        assert f"took over the lock of driver PID {other.pid}" in err, err
+        assert "no longer running" in err
+    with lock.held(storage.open_location(where)):  # released cleanly: nothing to say
+        assert capsys.readouterr().err == ""
+
+
+def test_the_lock_is_the_study_directorys_whatever_the_path_says(tmp_path):
+    """A symlink to the study (studies/demo/latest) names the same lock as the study."""
+    real = tmp_path / "demo-1"
+    real.mkdir()
+    (tmp_path / "latest").symlink_to(real.name)
+    with lock.held(storage.open_location(str(real))):
+        with pytest.raises(lock.StudyLocked):
+            with lock.held(storage.open_location(str(tmp_path / "latest"))):
+                pass
+
+
+def test_study_compact_takes_the_lock(tmp_path, capsys):
+    study = tmp_path / "s"
+    (study / "results").mkdir(parents=True)
+    (study / "spec.yaml").write_text("name: s\n")
+    other = holding(str(study), 60)
+    try:
+        for where in (study, study / "results"):
+            assert main(["compact", str(where)]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and f"driver PID {other.pid}" in err, err
+    finally:
+        other.kill()
+        other.wait()
+
+
+@pytest.fixture
+def quick_lease(monkeypatch):
+    monkeypatch.setattr(lock, "SETTLE_SECONDS", 0.5)
+    monkeypatch.setattr(lock, "HEARTBEAT_SECONDS", 0.3)
+
+
+def lease_info(uri: str) -> pafs.FileInfo:
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs.get_file_info(path)
+
+
+def test_a_lease_on_s3_refuses_a_second_driver_and_is_renewed(s3, quick_lease):  # noqa: F811
+    where = "s3://bkt/leases/a"
+    other = holding(where, 60)
+    try:
+        with pytest.raises(lock.StudyLocked, match=f"driver PID {other.pid} on "):
+            with lock.held(storage.open_location(where)):
+                pass
+    finally:
+        other.kill()
+        other.wait()
+    with lock.held(storage.open_location("s3://bkt/leases/b")):
+        first = lease_info("s3://bkt/leases/.b.lease").mtime
+        time.sleep(2.5)  # the store's clock has one-second steps
+        assert lease_info("s3://bkt/leases/.b.lease").mtime > first  # the heartbeat renewed it
+    assert lease_info("s3://bkt/leases/.b.lease").type == pafs.FileType.NotFound  # released
+
+
+def test_a_dead_or_silent_lease_is_taken_over_and_said(s3, quick_lease, capsys, monkeypatch):  # noqa: F811
+    where = "s3://bkt/leases/c"
+    other = holding(where, 60)
+    os.kill(other.pid, signal.SIGKILL)  # on this host, its PID gone: free at once
+    other.wait()
+    with lock.held(storage.open_location(where)):
+        err = capsys.readouterr().err
+        assert f"took over the lock of driver PID {other.pid}" in err and "no longer" in err
+    fs, _ = pafs.FileSystem.from_uri("s3://bkt")
+    with fs.open_output_stream("bkt/leases/.d.lease") as f:  # another host's, not renewed
+        f.write(b'{"host": "elsewhere", "pid": 1, "token": "t", "command": "study run x"}')
+    with pytest.raises(lock.StudyLocked, match="on elsewhere"):
+        with lock.held(storage.open_location("s3://bkt/leases/d")):
+            pass
+    monkeypatch.setattr(lock, "LEASE_SECONDS", 1.0)
+    time.sleep(2.5)
+    with lock.held(storage.open_location("s3://bkt/leases/d")):
+        assert "last renewed" in capsys.readouterr().err
+
+
+def test_of_two_drivers_taking_one_lease_at_once_one_wins(s3, quick_lease):  # noqa: F811
+    """Both find the lease free and write theirs; after the settle time only the last writer's
+    token is there, so exactly one holds it (each attempt a fresh study)."""
+    for attempt in range(3):
+        where = f"s3://bkt/leases/race{attempt}"
+        outcomes: list[str] = []
+        barrier = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=take_lease, args=(where, barrier, outcomes)) for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["held", "refused"], outcomes
+
+
+def take_lease(where: str, barrier: threading.Barrier, outcomes: list[str]) -> None:
+    barrier.wait()
+    try:
+        with lock.held(storage.open_location(where)):
+            outcomes.append("held")
+            time.sleep(1.5)  # hold past the other's settle time
+    except lock.StudyLocked:
+        outcomes.append("refused")
+
+
+def test_the_lock_file_is_beside_the_study_and_gone_after(tmp_path):
+    """The lock exists before the study directory does; a clean release leaves no file."""
+    with lock.held(storage.open_location(str(tmp_path / "new"))):
+        assert (tmp_path / ".new.lock").exists() and not (tmp_path / "new").exists()
+    assert not (tmp_path / ".new.lock").exists()
+
+
+COUNT = """
+import sys, time
+from pathlib import Path
+from study import lock, storage
+where, counter, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+done = 0
+while done < n:
+    try:
+        with lock.held(storage.open_location(where)):
+            value = int(counter.read_text())  # a read-modify-write only the lock protects
+            time.sleep(0.002)
+            counter.write_text(str(value + 1))
+            done += 1
+    except lock.StudyLocked:
+        time.sleep(0.001)
+"""
+
+
+def test_many_processes_taking_and_releasing_never_hold_at_once(tmp_path):
+    """Four processes take, hold and release one study's lock 25 times each, incrementing a
+    counter under it: no increment is lost (without the flock, some are). The lock file is
+    removed at every release, under the lock, so takers keep meeting fresh files."""
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    where = str(tmp_path / "s")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", COUNT, where, str(counter), "25"]) for _ in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    assert counter.read_text() == "100"
