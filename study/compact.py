@@ -16,13 +16,20 @@ Safe at every step, on a local directory or any pyarrow filesystem URI, and in b
    written to a hidden temporary file beside the results, which is then read back a row group
    at a time and compared with what was written (a digest of every value of every column),
    and every row of every source file is checked to be in it;
-3. the temporary file replaces `compacted.parquet` (a rename, atomic on a local filesystem),
-   after its shortlist (below) has replaced `_shortlist.parquet`;
-4. only then are the per-trial files removed, each only if unchanged since it was read (a
-   file rewritten meanwhile stays, and is merged next time).
-A crash before 3 leaves the old files as they were (and a temporary file removed on the next
-run); after 3 the rows are in both places, which readers deduplicate. Compacting again is then
-a no-op except for finishing the removals: compaction is idempotent.
+3. on a local Linux disk, the new compacted file and shortlist are written in a hidden sibling
+   of results/, beside hard links of every file that stays, and the two folders are exchanged
+   in one rename (study.compact_swap): readers see the old folder or the compacted one, each
+   (trial_id, epoch) once, at every moment and after a kill at any step (a kill leaves the
+   sibling, which the next compaction or `--resume` deletes or finishes cleaning). Elsewhere
+   (S3, or a filesystem that cannot exchange folders) the temporary file replaces
+   `compacted.parquet` (after its shortlist replaced `_shortlist.parquet`);
+4. only then are the per-trial files removed (from the old folder, or from results/ in the
+   fallback), each only if unchanged since it was read (a file rewritten meanwhile stays, and
+   is merged next time).
+In the fallback a kill before 3 leaves the old files as they were (and a temporary file
+removed on the next run); after 3 the rows are in both places, which load_results
+deduplicates and `pd.read_parquet` does not. Compacting again is then a no-op except for
+finishing the removals: compaction is idempotent.
 
 The shortlist (results_files.SHORTLIST) is a small file beside the compacted one: every column
 of each trial's last row and of its ok row of best validation accuracy (the earliest of ties),

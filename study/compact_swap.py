@@ -24,9 +24,12 @@ A kill before 2 leaves `results/` as it was and a sibling that `recover` deletes
 new files in it); after 2, `results/` is already the compacted one and `recover` finishes 3 —
 the sibling is post-swap when `results/compacted.parquet` carries its token. `recover` runs
 before each compaction and on `--resume` (study.quarantine.repair); readers need none, since
-neither reader ever sees the sibling. Elsewhere (S3 and other pyarrow filesystems, a filesystem
-or OS without the exchange, a parent folder that cannot be written) study.compact falls back to
-replacing the compacted file and then removing the per-trial files (docs/study.md "Compaction").
+neither reader ever sees the sibling. A reader that listed the old folder and opens a file after
+the exchange finds it gone: `pd.read_parquet` raises FileNotFoundError (never a wrong table),
+load_results reads again (study.results_read.settled). Elsewhere (S3 and other pyarrow
+filesystems, a filesystem or OS without the exchange, a parent folder that cannot be written)
+study.compact falls back to replacing the compacted file and then removing the per-trial files
+(docs/study.md "Compaction").
 """
 
 from __future__ import annotations
