@@ -18,6 +18,7 @@ study.compact); any other row, from the files (and row groups) holding it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,8 +101,21 @@ def read_results(
     """`load_results(path, epochs, columns=…)` and, when `every` names columns, also every
     epoch's rows of those columns (no list columns), from one read of each file.
 
-    `threads`: files read at once (default: the CPU count, at most 8).
+    `threads`: files read at once (default: the CPU count, at most 8). Read again when a
+    compaction changed the files meanwhile (study.results_read.settled).
     """
+    read = functools.partial(_read_results, path, epochs, columns, every, best_by, threads)
+    return results_read.settled(path, read)
+
+
+def _read_results(
+    path: str | os.PathLike,
+    epochs: str,
+    columns: Sequence[str] | None,
+    every: Sequence[str] | None,
+    best_by: str,
+    threads: int | None,
+) -> Results:
     if epochs not in EPOCHS:
         raise ValueError(f"epochs must be one of {', '.join(EPOCHS)}; got {epochs!r}")
     columns = _known(COLUMN_NAMES if columns is None else columns)

@@ -16,13 +16,20 @@ Safe at every step, on a local directory or any pyarrow filesystem URI, and in b
    written to a hidden temporary file beside the results, which is then read back a row group
    at a time and compared with what was written (a digest of every value of every column),
    and every row of every source file is checked to be in it;
-3. the temporary file replaces `compacted.parquet` (a rename, atomic on a local filesystem),
-   after its shortlist (below) has replaced `_shortlist.parquet`;
-4. only then are the per-trial files removed, each only if unchanged since it was read (a
-   file rewritten meanwhile stays, and is merged next time).
-A crash before 3 leaves the old files as they were (and a temporary file removed on the next
-run); after 3 the rows are in both places, which readers deduplicate. Compacting again is then
-a no-op except for finishing the removals: compaction is idempotent.
+3. on a local Linux disk, the new compacted file and shortlist are written in a hidden sibling
+   of results/, beside hard links of every file that stays, and the two folders are exchanged
+   in one rename (study.compact_swap): readers see the old folder or the compacted one, each
+   (trial_id, epoch) once, at every moment and after a kill at any step (a kill leaves the
+   sibling, which the next compaction or `--resume` deletes or finishes cleaning). Elsewhere
+   (S3, or a filesystem that cannot exchange folders) the temporary file replaces
+   `compacted.parquet` (after its shortlist replaced `_shortlist.parquet`);
+4. only then are the per-trial files removed (from the old folder, or from results/ in the
+   fallback), each only if unchanged since it was read (a file rewritten meanwhile stays, and
+   is merged next time).
+In the fallback a kill before 3 leaves the old files as they were (and a temporary file
+removed on the next run); after 3 the rows are in both places, which load_results
+deduplicates and `pd.read_parquet` does not. Compacting again is then a no-op except for
+finishing the removals: compaction is idempotent.
 
 The shortlist (results_files.SHORTLIST) is a small file beside the compacted one: every column
 of each trial's last row and of its ok row of best validation accuracy (the earliest of ties),
@@ -34,20 +41,21 @@ their metadata, and a shortlist whose token is not the compacted file's is never
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from study import results_files, results_read, results_rows
-from study.results import COLUMN_NAMES, SCHEMA, STATUS_OK
+from study import compact_swap, results_files, results_read, results_rows
+from study.digest import digest
+from study.results import COLUMN_NAMES, SCHEMA, SHORTLIST, STATUS_OK
+from study.start import crash_point
 
 KEY = ["study", "trial_id", "epoch"]
 ROW_GROUP_ROWS = 64 * 1024  # rows per row group (whole trials: a group may hold a few more)
@@ -68,10 +76,14 @@ class Compaction:
 def compact(path: str | os.PathLike) -> Compaction:
     """Merge the results files under `path` (a study directory, its results/, or a URI) into
     the results directory's compacted file, then remove the per-trial files (see the module
-    docstring for why this never loses a row). Raises results_files.ResultsError when there
-    are no results."""
+    docstring for why this never loses a row, and what readers see meanwhile). Raises
+    results_files.ResultsError when there are no results."""
     fs, files = results_files.locate(path)
     directory = files[0].rsplit("/", 1)[0]
+    local = isinstance(fs, pafs.LocalFileSystem)
+    if local:
+        compact_swap.recover(directory)  # a compaction killed midway: finished or undone
+        fs, files = results_files.locate(path)
     _remove_stale(fs, directory)
     stamps = {i.path: (i.size, i.mtime_ns) for i in fs.get_file_info(files)}
     read = results_read.read(path, KEY)
@@ -79,19 +91,39 @@ def compact(path: str | os.PathLike) -> Compaction:
     cuts = _cuts(read.table.select(["study", "trial_id"]).take(pa.array(order)))
     target = f"{directory}/{results_files.COMPACTED}"
     token = uuid.uuid4().hex
-    tmp, tmp_short = (f"{directory}/{TMP_PREFIX}{token}{end}.parquet" for end in ("", "-short"))
+    staged = compact_swap.stage(directory, token) if local else None
+    where = directory if staged is None else str(staged)
+    tmp, tmp_short = (f"{where}/{n}" for n in _names(token, staged is not None))
     schema = SCHEMA.with_metadata({results_files.TOKEN: token})
+    swapped = False
     try:
         digests = _write(fs, read, order, cuts, tmp, schema)
         shortlist = _verify(fs, tmp, digests, read, order)
         with fs.open_output_stream(tmp_short) as out:
             pq.write_table(shortlist.replace_schema_metadata(schema.metadata), out)
-        _replace(fs, tmp_short, f"{directory}/{results_files.SHORTLIST}")
-        _replace(fs, tmp, target)
+        crash_point("compact-written")
+        if staged is not None:
+            covered = {f.rsplit("/", 1)[1]: stamps[f] for f in read.files}
+            swapped = _swap(staged, directory, covered, token)
+        if not swapped:
+            if staged is not None:  # no exchange here: the renames below, from results/
+                for a, b in zip((tmp, tmp_short), _names(token, False), strict=True):
+                    _replace(fs, a, f"{directory}/{b}")
+                tmp, tmp_short = (f"{directory}/{n}" for n in _names(token, False))
+                shutil.rmtree(staged)
+            _replace(fs, tmp_short, f"{directory}/{SHORTLIST}")
+            _replace(fs, tmp, target)
     except BaseException:
+        if staged is not None and not swapped:
+            shutil.rmtree(staged, ignore_errors=True)
         for t in (tmp, tmp_short):
-            fs.delete_file(t) if fs.get_file_info(t).type == pafs.FileType.File else None
+            if t.startswith(f"{directory}/") and fs.get_file_info(t).type == pafs.FileType.File:
+                fs.delete_file(t)
         raise
+    if swapped:  # `staged` is now the old folder
+        hook = functools.partial(crash_point, "compact-removing")
+        removed = compact_swap.clean(staged, directory, token, hook)
+        return Compaction(target, len(order), len(read.files), removed, read.skipped)
     removed = 0
     for f in read.files:
         if f == target:
@@ -101,6 +133,25 @@ def compact(path: str | os.PathLike) -> Compaction:
             _remove(fs, f)
             removed += 1
     return Compaction(target, len(order), len(read.files), removed, read.skipped)
+
+
+def _names(token: str, staged: bool) -> tuple[str, str]:
+    """The new compacted file's and shortlist's names while written: their own in the staged
+    folder, hidden temporary ones in results/."""
+    if staged:
+        return results_files.COMPACTED, SHORTLIST
+    return f"{TMP_PREFIX}{token}.parquet", f"{TMP_PREFIX}{token}-short.parquet"
+
+
+def _swap(staged, directory: str, covered: dict[str, tuple[int, int]], token: str) -> bool:
+    """compact_swap's steps 1 and 2 (links and manifest, the exchange); False where the
+    filesystem cannot exchange (nothing changed in results/ then)."""
+    compact_swap.fill(staged, directory, covered, token)
+    crash_point("compact-staged")
+    done = compact_swap.swap(staged, directory)
+    if done:
+        crash_point("compact-swapped")
+    return done
 
 
 def _replace(fs: pafs.FileSystem, tmp: str, path: str) -> None:
@@ -161,40 +212,6 @@ def _write(
             writer.write_table(group, row_group_size=hi - lo)
             digests.append(digest(group))
     return digests
-
-
-def digest(table: pa.Table) -> bytes:
-    """A digest of every value of `table`: equal for equal tables however they are chunked or
-    sliced, NaN by its bits, nulls apart from the values under them."""
-    h = hashlib.blake2b(digest_size=32)
-    h.update(repr([(f.name, _type(f.type)) for f in table.schema]).encode())
-    for column in table.columns:
-        _feed(h, column.combine_chunks() if column.num_chunks else pa.array([], column.type))
-    return h.digest()
-
-
-def _type(t: pa.DataType) -> str:
-    """A type's text without the name of a list's item field (Parquet keeps "element")."""
-    return f"list<{_type(t.value_type)}>" if pa.types.is_list(t) else str(t)
-
-
-def _feed(h: Any, x: pa.Array) -> None:
-    h.update(len(x).to_bytes(8, "little"))
-    h.update(x.is_valid().to_numpy(zero_copy_only=False).tobytes())
-    if pa.types.is_list(x.type):
-        h.update(pc.fill_null(pc.list_value_length(x), 0).to_numpy().tobytes())
-        _feed(h, x.flatten())  # the values of the non-null lists, slicing undone
-    elif pa.types.is_string(x.type) or pa.types.is_large_string(x.type):
-        x = pc.fill_null(x, "")
-        h.update(pc.binary_length(x).to_numpy().tobytes())
-        if len(x):
-            width = np.int64 if pa.types.is_large_string(x.type) else np.int32
-            offsets = np.frombuffer(x.buffers()[1], dtype=width)[x.offset : x.offset + len(x) + 1]
-            data = x.buffers()[2]
-            h.update(memoryview(data)[offsets[0] : offsets[-1]] if data is not None else b"")
-    else:  # numbers and booleans; floats by their bits (tobytes)
-        fill = False if pa.types.is_boolean(x.type) else 0
-        h.update(pc.fill_null(x, fill).to_numpy(zero_copy_only=False).tobytes())
 
 
 def _verify(

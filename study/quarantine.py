@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from study import compact_swap
 from study.results import (
     COLUMN_NAMES,
     SCHEMA,
@@ -121,10 +122,13 @@ def rebuild(study_dir: Path, trial_id: str) -> int:
 
 
 def repair(study_dir: Path) -> None:
-    """Quarantine every bad entry of `<study_dir>/results`; rebuild damaged trial files."""
+    """Finish or undo a compaction killed midway (study.compact_swap.recover: its hidden
+    sibling of results/ and the manifest it left would otherwise be lost or quarantined), then
+    quarantine every bad entry of `<study_dir>/results`; rebuild damaged trial files."""
     results = study_dir / "results"
     if not results.is_dir():
         return
+    compact_swap.recover(str(results))
     for path in sorted(results.iterdir()):
         why = problem(path)
         if why is None:

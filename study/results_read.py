@@ -15,16 +15,23 @@ fast path the lists are decoded once, with the scalars, BATCH_FILES files at a t
 only at the rows `Keep.choose` picks in each batch (`Read.kept`); a compacted file never has
 its lists decoded here (its shortlist serves them: study.compact). study.results_rows takes
 the rows it is asked for from `Read.kept` where they are there, and reads the rest.
+
+A compaction may run while a reader reads (docs/study.md "Compaction"): the files listed may
+then vanish or the compacted file change before they are read (a listed file gone reads as
+"not a results file"). `settled` runs a whole read again when the listing taken after it
+lost a file of the one before, or shows another compacted file; a running study's per-trial
+files, rewritten atomically on every epoch, or new ones, are no reason to read again.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +51,7 @@ from study.results_files import (
     schema_of,
 )
 
+ATTEMPTS = 8  # reads of a path whose files a compaction keeps changing, before giving up
 BATCH_FILES = 500  # small files per polars scan with lists (~70 MB of decoded bins)
 ROW = "__row"  # the position of a kept row over all rows read
 FILE = "__file"
@@ -112,6 +120,48 @@ def read(
     table = pa.concat_tables(tables).combine_chunks()  # dictionaries unified into one
     counts = np.array([len(t) for t in tables], dtype=np.int64)
     return Read(table, [f for f, _ in good], counts, skipped, fs)
+
+
+T = TypeVar("T")
+
+
+def settled(path: str | os.PathLike, attempt: Callable[[], T]) -> T:
+    """`attempt()` (a whole read of the results under `path`), again while a compaction changed
+    the files under it meanwhile (see the module docstring); its error raised only when nothing
+    changed. ResultsError after ATTEMPTS changed reads."""
+    for n in range(ATTEMPTS):
+        before = _listing(path)
+        try:
+            got, error = attempt(), None
+        except (ValueError, OSError) as err:  # ResultsError included
+            got, error = None, err
+        after = _listing(path)
+        if not _changed(before, after):
+            if error is not None:
+                raise error
+            return got
+        time.sleep(0.02 * (n + 1))
+    raise ResultsError(f"the results in {path} changed during {ATTEMPTS} reads; read again")
+
+
+def _listing(path: str | os.PathLike) -> dict[str, tuple[int, int]] | None:
+    """Each results file's (size, mtime) under `path`; None when there are none."""
+    try:
+        fs, files = locate(path)
+    except ResultsError:
+        return None
+    return {i.path: (i.size, i.mtime_ns) for i in fs.get_file_info(files)}
+
+
+def _changed(before: dict | None, after: dict | None) -> bool:
+    """A file listed before is gone, or the compacted file is another one (or there were
+    results files before or after, not both)."""
+    if before is None or after is None:
+        return before is not after
+    compacted = [f for f in {*before, *after} if f.endswith(f"/{COMPACTED}")]
+    return any(f not in after for f in before) or any(
+        before.get(f) != after.get(f) for f in compacted
+    )
 
 
 def polars_scan(files: list[str], **options):

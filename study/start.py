@@ -12,7 +12,9 @@ saved spec, and ends with every planned trial.
 - Rows of trials from an aborted start are moved to `orphaned_results/` (kept, not deleted).
 
 `crash_point(name)` is the kill tests' hook: with `STUDY_CRASH_AT=name` in the environment the
-process SIGKILLs itself there (what `kill -9` at that moment does); unset, it does nothing.
+process SIGKILLs itself there (what `kill -9` at that moment does); `STUDY_CRASH_AT=name:N` on
+the N-th time this process reaches it (`row:N`: right after the driver wrote its N-th row, a
+moment every run with N rows still ahead reaches); unset, it does nothing.
 """
 
 from __future__ import annotations
@@ -38,9 +40,17 @@ _SNAPSHOT = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-s
 
 
 def crash_point(name: str) -> None:
-    """SIGKILL this process when `STUDY_CRASH_AT` names this point (the kill tests)."""
-    if os.environ.get(CRASH_ENV) == name:
+    """SIGKILL this process when `STUDY_CRASH_AT` names this point (`name`, or `name:N` for
+    the N-th time it is reached here: the kill tests)."""
+    point, _, count = os.environ.get(CRASH_ENV, "").partition(":")
+    if point != name:
+        return
+    _REACHED[name] = _REACHED.get(name, 0) + 1
+    if _REACHED[name] >= int(count or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+_REACHED: dict[str, int] = {}  # times each crash point was reached in this process
 
 
 def create(study_dir: Path, raw: dict[str, Any]) -> None:

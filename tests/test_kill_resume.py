@@ -27,6 +27,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from analysis import load_results
+from study.results_files import ResultsError
+
 pytestmark = pytest.mark.slow
 
 TRIALS, EPOCHS = 4, 3
@@ -206,27 +209,50 @@ def damage(results: Path) -> tuple[Path, pd.DataFrame]:
     return victim, before
 
 
+def rows_done(study_dir: Path) -> int:
+    """Distinct (trial_id, epoch) rows the study has so far (0 before its first)."""
+    try:
+        df = load_results(study_dir, "all", columns=["trial_id", "epoch"])
+    except ResultsError:
+        return 0
+    return len(df.drop_duplicates(["trial_id", "epoch"]))
+
+
+def moments(study_dir: Path) -> list[tuple[str, str | int]]:
+    """The kill moments a run of the study is sure to reach, from what it still has ahead:
+    ("crash", point) for study.start's crash points (`row:N` for each of the rows still to
+    write, `summary` which every run reaches, `created` for a study not yet begun), and
+    ("lines", k) for an outside kill after k per-epoch lines while one more row is still to
+    come (k below the rows ahead), so the driver is still training when the kill comes."""
+    ahead = max(0, TRIALS * EPOCHS - rows_done(study_dir))
+    found: list[tuple[str, str | int]] = [("crash", f"row:{n}") for n in range(1, ahead + 1)]
+    found += [("crash", "summary")] + ([("crash", "created")] if not study_dir.exists() else [])
+    return found + [("lines", k) for k in range(1, ahead)]
+
+
 def test_five_random_kills_in_a_row_then_damaged_files(study, ray_tmp, capsys):
     """Five SIGKILLs at random moments (seeded: the seed is printed), each resumed; then a
-    truncated trial file, a 0-byte, a foreign, a text and a temporary file in results/."""
+    truncated trial file, a 0-byte, a foreign, a text and a temporary file in results/. Each
+    moment is drawn among those the run is sure to reach (`moments`) and the kill waits for
+    it, so every seed lands all five whatever the machine's speed."""
     spec, storage, study_dir = study
     seed = int(os.environ.get("KILL_SEED", random.randrange(10**6)))
     rng = random.Random(seed)
-    kills = 0
+    kills, drawn = 0, []
     for i in range(5):
         extra = ("--resume",) if study_dir.exists() else ()
-        d = Driver(spec, storage, ray_tmp, *extra)
-        # 0: during start-up (a delay from launch, shorter than Ray's start); 1 or 2: after that
-        # many per-epoch lines and a short delay, so that five kills fit in the plan's 12 epochs
-        # however fast the machine (each run adds at most ~2 new epochs before its kill)
-        lines = rng.randrange(0, 3)
-        alive = all(d.wait_line(" | epoch ") for _ in range(lines))
-        time.sleep(rng.uniform(0, 0.5 if lines else 4))
-        if alive and d.proc.poll() is None:
+        kind, at = rng.choice(moments(study_dir))
+        drawn.append(f"{kind}={at}")
+        d = Driver(spec, storage, ray_tmp, *extra, crash=at if kind == "crash" else "")
+        if kind == "lines":
+            reached = all(d.wait_line(" | epoch ") for _ in range(int(at)))
+            assert reached and d.proc.poll() is None, f"seed {seed}: {drawn}\n{d.output()}"
             d.kill()
-            kills += 1
         code = d.finish()
-        assert code in (0, -signal.SIGKILL), f"kill {i} (seed {seed}): exit {code}\n{d.output()}"
+        assert code == -signal.SIGKILL, (
+            f"kill {i} (seed {seed}, {drawn}): exit {code}\n{d.output()}"
+        )
+        kills += 1
         stop_leftovers(ray_tmp)
     assert kills == 5, f"seed {seed}: only {kills} of 5 kills landed before the study ended"
     d = Driver(spec, storage, ray_tmp, "--resume")
@@ -240,7 +266,7 @@ def test_five_random_kills_in_a_row_then_damaged_files(study, ray_tmp, capsys):
     d = Driver(spec, storage, ray_tmp, "--resume")
     assert d.finish() == 0, d.output()
     restored(d)
-    out = d.output()
+    out = "".join(d.seen)  # all of it: the quarantine lines come first
     for name in (victim.name, "empty.parquet", "f.parquet", "notes.txt", f".{victim.stem}.123"):
         assert f"{name}" in out and (study_dir / "quarantine").exists(), name
     for trial in before.trial_id.unique():  # every trial's file rebuilt from its checkpoint
@@ -258,4 +284,4 @@ def test_five_random_kills_in_a_row_then_damaged_files(study, ray_tmp, capsys):
     names = sorted(p.name for p in (study_dir / "results").iterdir())
     assert names == ["_shortlist.parquet", "compacted.parquet"]
     with capsys.disabled():
-        print(f"\n[kills] seed {seed}: {kills} random kills: {lost} lost, {duplicated} duplicated")
+        print(f"\n[kills] seed {seed}: {kills} kills at {drawn}: {lost} lost, {duplicated} dup")
