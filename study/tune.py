@@ -31,7 +31,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
-from study import cluster, quarantine, start, storage
+from study import cluster, limits, quarantine, start, storage
 from study import data as data_mod
 from study.compact import at_study_end
 from study.config import ConfigError
@@ -233,8 +233,11 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
     from study.cli import parse_sets
 
     spec = load_spec(args.spec, parse_sets(args.sets))
-    if args.name:
+    if args.name is not None:  # `--name ''` is refused, not read as no name
         spec = parse_spec({**spec.raw, "name": args.name})
+    if not args.address:  # a local Ray runs the trials on this machine
+        configs = (spec.trial_config(p) for p in spec.corner_params())
+        limits.check_threads(configs, os.cpu_count() or 1, "this machine")
     root = storage.open_location(args.storage or spec.storage or DEFAULT_STORAGE)
     storage.check_writable(root)
     study_dir = root / spec.name
@@ -262,9 +265,11 @@ def run_study_cli(args: argparse.Namespace) -> int:
     local = _local(study_dir)
     if args.resume and local:
         quarantine.repair(local)
-    first = spec.trial_config(next(spec.corner_params())).dataset
+    configs = [spec.trial_config(p) for p in spec.corner_params()]
+    first = configs[0].dataset
     data = data_mod.read(first)
-    data.split(first)  # a split that cannot be made (sizes) is refused here, before Ray starts
+    # a split that cannot be made (sizes), or batches larger than it: refused before Ray starts
+    limits.check_fits(configs, len(data.split(first).train_y))
     started = not ray.is_initialized()
     if started:
         try:
@@ -281,6 +286,8 @@ def run_study_cli(args: argparse.Namespace) -> int:
             ) from None
     try:
         check_resources(spec)
+        if args.address:
+            limits.check_threads(configs, limits.largest_node_cpus(), "the cluster's largest node")
         at_once = spec.tune.max_concurrent_trials or trials_that_fit(spec)
         r = spec.resources
         print(cluster.schedule_line(r.cpu, r.gpu, ray.cluster_resources(), at_once), flush=True)
