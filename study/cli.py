@@ -1,7 +1,7 @@
 """`study run | trial | resume | compact | validate` (DESIGN.md, "CLI").
 
 User errors (bad spec, unknown name, missing data, impossible resources) print one line on stderr
-and exit with status 2; nothing is started.
+and exit with status 2; nothing is started. A full disk is one line too (study.diskfull), exit 1.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from study.config import ConfigError
+from study.diskfull import DiskFull
 from study.yamlio import YAMLRefused, load_yaml
 
 USER_ERROR = 2
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"study {args.command}: error: {e}", file=sys.stderr)
         return USER_ERROR
+    except DiskFull as e:  # the input was fine: exit 1, with what to run once space is freed
+        print(f"study {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"study {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -44,6 +44,7 @@ def trial_config(args: argparse.Namespace) -> TrialConfig:
 
 def trial_cli(args: argparse.Namespace) -> int:
     from study import data as data_mod
+    from study.diskfull import one_line
     from study.limits import check_fits
     from study.paths import writable_dir
     from study.results import TrialRows
@@ -68,7 +69,8 @@ def trial_cli(args: argparse.Namespace) -> int:
             rows.put(row)
         print(LINE.format(**row) if row["status"] == "ok" else row["message"], flush=True)
 
-    outcome = run_trial(cfg, on_epoch, data=data, progress=not args.quiet)
+    with one_line(args.results or ".", "free space, then run the trial again"):
+        outcome = run_trial(cfg, on_epoch, data=data, progress=not args.quiet)
     if rows is not None:
         print(f"results: {rows.path}")
     return 0 if outcome.status == "ok" else 1

@@ -31,7 +31,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
-from study import cluster, limits, quarantine, start, storage
+from study import cluster, diskfull, limits, quarantine, start, storage
 from study import data as data_mod
 from study.compact import at_study_end
 from study.config import ConfigError
@@ -259,8 +259,15 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
 
 
 def run_study_cli(args: argparse.Namespace) -> int:
-    """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`."""
+    """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`; a full disk
+    is one line (study.diskfull.DiskFull) naming the command that continues the study."""
     spec, study_dir = study_spec(args)
+    where = _local(study_dir) or _home(study_dir)
+    with diskfull.one_line(where, f"free space, then continue: {resume_command(args)}"):
+        return _run_study(args, spec, study_dir)
+
+
+def _run_study(args: argparse.Namespace, spec: StudySpec, study_dir: storage.Location) -> int:
     cluster.check_address(args.address)
     local = _local(study_dir)
     if args.resume and local:
