@@ -1,7 +1,7 @@
 """`study run | trial | resume | compact | validate` (DESIGN.md, "CLI").
 
 User errors (bad spec, unknown name, missing data, impossible resources) print one line on stderr
-and exit with status 2; nothing is started.
+and exit with status 2; nothing is started. A full disk is one line too (study.diskfull), exit 1.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 import yaml
 
 from study.config import ConfigError
-from study.yamlio import load_yaml
+from study.diskfull import DiskFull
+from study.yamlio import YAMLRefused, load_yaml
 
 USER_ERROR = 2
 EXAMPLES = {  # each command's --help ends with these
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"study {args.command}: error: {e}", file=sys.stderr)
         return USER_ERROR
+    except DiskFull as e:  # the input was fine: exit 1, with what to run once space is freed
+        print(f"study {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"study {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -123,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_sets(sets: list[str]) -> dict[str, object]:
-    """`["a.b=1", "c.d=x"]` → `{"a.b": 1, "c.d": "x"}`, values parsed as YAML scalars."""
+    """`["a.b=1", "c.d=x"]` → `{"a.b": 1, "c.d": "x"}`, values parsed as YAML 1.2 (study.yamlio:
+    `010` is 10, `1:30` a string); text that is not YAML stays a string, a value YAML refuses
+    (recursive, too large once its aliases expand) is a ConfigError."""
     out = {}
     for item in sets:
         key, eq, raw = item.partition("=")
@@ -131,6 +137,8 @@ def parse_sets(sets: list[str]) -> dict[str, object]:
             raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
         try:
             out[key.strip()] = load_yaml(raw) if raw.strip() else None
+        except YAMLRefused as e:
+            raise ConfigError(f"--set {key.strip()}: {e}") from None
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out
@@ -143,6 +151,11 @@ def _lazy(module: str, name: str) -> Callable:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.storage is not None and not args.storage.strip():  # not silently ./studies
+        raise ConfigError(
+            f"--storage {args.storage!r} is empty: give a directory or a URI (s3://…), or leave "
+            "--storage out (the spec's storage, else ./studies)"
+        )
     if args.verbose:
         os.environ["STUDY_VERBOSE"] = "1"  # read by study.progress.LiveStatus, also on resume
     return _lazy("study.driver", "run_study_cli")(args)

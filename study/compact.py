@@ -254,11 +254,15 @@ def _shortlist(group: pa.Table) -> pa.Table:
 
 def compact_cli(args) -> int:
     """`study compact DIR`: one line saying what was merged (and each bad file left, named),
-    or one line and exit status 2 when DIR holds no results."""
+    or one line and exit status 2 when DIR holds no results, 1 when the disk is full."""
     import sys
 
+    from study.diskfull import one_line
+
+    again = f"free space, then run it again: study compact {args.directory}"
     try:
-        done = compact(args.directory)
+        with one_line(args.directory, again):  # the per-trial files stay until it is verified
+            done = compact(args.directory)
     except results_files.ResultsError as err:
         print(f"study compact: error: {err}", file=sys.stderr)
         return 2

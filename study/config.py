@@ -171,6 +171,8 @@ def coerce(where: str, hint: Any, value: Any) -> Any:
         if typing.get_origin(option) is tuple and isinstance(value, list | tuple):
             return tuple(coerce(where, typing.get_args(option)[0], v) for v in value)
     names = " or ".join(_type_name(o) for o in options)
+    if bool in options and isinstance(value, str):  # YAML 1.1's yes/no/on/off are strings
+        names = names.replace("bool", "true or false")
     raise ConfigError(f"{where} must be {names}, got {value!r}")
 
 
@@ -210,13 +212,36 @@ def validate(cfg: TrialConfig) -> None:
 
 MAX_EPOCHS = 10_000  # the most epochs (and the latest milestone) a trial may ask for
 MAX_SEED = 2**32 - 1  # numpy's RandomState takes seeds in [0, 2**32)
+MAX_BINS = 1_000  # ECE bins (1e8 bins asked the temperature search for 199.6 GB)
+MAX_BATCH = 2**20  # images in one batch (training or inference)
+MAX_THREADS = 1_024  # torch threads of a trial here; the machine that runs it may allow fewer
+# (`study trial` and a local `study run` cap them at its cores: study.limits)
 
 
 def _check_numbers(cfg: TrialConfig) -> None:
-    """Ranges that would otherwise run and fail late (or never end): non-finite or negative
-    optimiser settings, runaway epochs, seeds numpy refuses, thread counts below one."""
-    t, rt = cfg.train, cfg.runtime
+    """Ranges that would otherwise run and fail late (or never end, or exhaust memory):
+    non-finite or negative optimiser settings, runaway epochs, bins, batches and threads, seeds
+    numpy refuses, a training subset too small to batch."""
+    t, rt, train_size = cfg.train, cfg.runtime, cfg.dataset.train_size
     rules = [  # (holds, the one line that says why not)
+        (
+            cfg.calibration.n_bins <= MAX_BINS,
+            f"calibration.n_bins must be at most {MAX_BINS:,}, got {cfg.calibration.n_bins:,}",
+        ),
+        *(
+            (size <= MAX_BATCH, f"train.{key} must be at most {MAX_BATCH:,}, got {size:,}")
+            for key, size in (("batch_size", t.batch_size), ("eval_batch_size", t.eval_batch_size))
+        ),
+        (
+            train_size is None or train_size >= 2,
+            f"dataset.train_size must be at least 2 (a batch of one image trains no batch norm "
+            f"and mixes an image with itself), got {train_size}",
+        ),
+        (
+            train_size is None or t.batch_size <= train_size,
+            f"train.batch_size={t.batch_size:,} is larger than dataset.train_size={train_size}: "
+            "give a batch_size of at most the training images",
+        ),
         (t.epochs <= MAX_EPOCHS, f"train.epochs must be at most {MAX_EPOCHS:,}, got {t.epochs:,}"),
         (
             all(0 < m <= MAX_EPOCHS for m in t.milestones)
@@ -242,8 +267,9 @@ def _check_numbers(cfg: TrialConfig) -> None:
             f"dataset.split_seed must be in [0, 2**32), got {cfg.dataset.split_seed}",
         ),
         (
-            rt.threads is None or rt.threads >= 1,
-            f"runtime.threads must be ≥ 1 or null (torch's default), got {rt.threads}",
+            rt.threads is None or 1 <= rt.threads <= MAX_THREADS,
+            f"runtime.threads must be in [1, {MAX_THREADS:,}] or null (torch's default), "
+            f"got {rt.threads}",
         ),
     ]
     for holds, why in rules:

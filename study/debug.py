@@ -22,19 +22,30 @@ LINE = (
 
 
 def trial_config(args: argparse.Namespace) -> TrialConfig:
-    """The spec's fixed settings (if any), then every --set on top."""
+    """The spec's fixed settings (if any), then every --set on top; given milestones before
+    the last epoch and threads within this machine's cores (study.limits)."""
+    import os
+
     from study.cli import parse_sets
+    from study.limits import check_milestones, check_threads, milestones_given
 
     base: dict[str, Any] = {}
     if args.spec is not None:
         from study.spec import load_spec
 
         base = load_spec(args.spec).trial_dict()
-    return TrialConfig.from_dict(merge_dotted(base, parse_sets(args.sets)))
+    sets = parse_sets(args.sets)
+    cfg = TrialConfig.from_dict(merge_dotted(base, sets))
+    if milestones_given(base, [sets]):
+        check_milestones(cfg)
+    check_threads([cfg], os.cpu_count() or 1, "this machine")
+    return cfg
 
 
 def trial_cli(args: argparse.Namespace) -> int:
     from study import data as data_mod
+    from study.diskfull import one_line
+    from study.limits import check_fits
     from study.paths import writable_dir
     from study.results import TrialRows
     from study.trial import run_trial
@@ -43,6 +54,7 @@ def trial_cli(args: argparse.Namespace) -> int:
     if args.results is not None:  # before an epoch trains, not after
         writable_dir(args.results, "--results")
     data = data_mod.load(cfg.dataset)
+    check_fits([cfg], len(data.train_y))
     trial_id = f"trial_{time.strftime('%Y%m%d-%H%M%S')}_{secrets.token_hex(3)}"
     sizes = ", ".join(f"{k} {v:,}" for k, v in data.sizes().items())
     print(
@@ -57,7 +69,8 @@ def trial_cli(args: argparse.Namespace) -> int:
             rows.put(row)
         print(LINE.format(**row) if row["status"] == "ok" else row["message"], flush=True)
 
-    outcome = run_trial(cfg, on_epoch, data=data, progress=not args.quiet)
+    with one_line(args.results or ".", "free space, then run the trial again"):
+        outcome = run_trial(cfg, on_epoch, data=data, progress=not args.quiet)
     if rows is not None:
         print(f"results: {rows.path}")
     return 0 if outcome.status == "ok" else 1

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import sys
 
 import ray
 
-from study import cluster, lock, quarantine, start, storage, tune
+from study import cluster, diskfull, limits, lock, quarantine, start, storage, tune
 from study import data as data_mod
 from study.compact import at_study_end
 from study.completion import completion
@@ -32,8 +33,11 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
     from study.cli import parse_sets
 
     spec = load_spec(args.spec, parse_sets(args.sets))
-    if args.name:
+    if args.name is not None:  # `--name ''` is refused, not read as no name
         spec = parse_spec({**spec.raw, "name": args.name})
+    if not args.address:  # a local Ray runs the trials on this machine
+        configs = (spec.trial_config(p) for p in spec.corner_params())
+        limits.check_threads(configs, os.cpu_count() or 1, "this machine")
     root = storage.open_location(args.storage or spec.storage or DEFAULT_STORAGE)
     storage.check_writable(root)
     return spec, root / spec.name
@@ -59,21 +63,26 @@ def check_state(spec: StudySpec, study_dir: storage.Location, resume: bool) -> N
 
 
 def run_study_cli(args: argparse.Namespace) -> int:
-    """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`."""
+    """`study run SPEC [--address] [--storage] [--name] [--resume] [--set k=v]`; a full disk
+    is one line (study.diskfull.DiskFull) naming the command that continues the study."""
     spec, study_dir = study_spec(args)
     cluster.check_address(args.address)
     with lock.held(study_dir):
         check_state(spec, study_dir, args.resume)
-        return _run(args, spec, study_dir)
+        where = tune._local(study_dir) or tune._home(study_dir)
+        with diskfull.one_line(where, f"free space, then continue: {resume_command(args)}"):
+            return _run(args, spec, study_dir)
 
 
 def _run(args: argparse.Namespace, spec: StudySpec, study_dir: storage.Location) -> int:
     local = tune._local(study_dir)
     if args.resume and local:
         quarantine.repair(local)
-    first = spec.trial_config(next(spec.corner_params())).dataset
+    configs = [spec.trial_config(p) for p in spec.corner_params()]
+    first = configs[0].dataset
     data = data_mod.read(first)
-    data.split(first)  # a split that cannot be made (sizes) is refused here, before Ray starts
+    # a split that cannot be made (sizes), or batches larger than it: refused before Ray starts
+    limits.check_fits(configs, len(data.split(first).train_y))
     started = not ray.is_initialized()
     if started:
         try:
@@ -90,6 +99,8 @@ def _run(args: argparse.Namespace, spec: StudySpec, study_dir: storage.Location)
             ) from None
     try:
         tune.check_resources(spec)
+        if args.address:
+            limits.check_threads(configs, limits.largest_node_cpus(), "the cluster's largest node")
         at_once = spec.tune.max_concurrent_trials or tune.trials_that_fit(spec)
         r = spec.resources
         print(cluster.schedule_line(r.cpu, r.gpu, ray.cluster_resources(), at_once), flush=True)

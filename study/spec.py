@@ -28,7 +28,7 @@ import optuna
 import yaml
 
 from study.config import SECTIONS, ConfigError, TrialConfig, build_section, merge_dotted
-from study.yamlio import load_yaml
+from study.yamlio import load_yaml, read_spec_text
 
 OBJECTIVE_METRICS = (  # numeric columns every trial reports; test metrics are never objectives
     *("val_acc", "val_cal_ece", "val_ece", "val_nll", "train_acc", "train_loss"),
@@ -38,7 +38,7 @@ DEFAULT_TRIALS = 10
 LOGGERS = {"csv": "ray", "tensorboard": "tensorboardX", "mlflow": "mlflow"}  # → its package
 MAX_CORNERS = 4096  # at most this many corner trials of a space are validated on load
 _ENV = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # a directory name, ≤ 100 characters
 
 
 @dataclass(frozen=True)
@@ -197,12 +197,11 @@ def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """A spec file's mapping; `extends: OTHER.yaml` (beside it) is read first and each of its
     top-level mappings updated key by key (a grid axis or a setting replaced as a whole; null
     drops a whole section, e.g. `grid: null`, or one grid axis, `grid: {train.seed: null}`)."""
+    text = read_spec_text(path)  # a regular file of UTF-8 text (a symlink loop is refused)
     if path.resolve() in seen:
         raise ConfigError(f"{path}: `extends` loops back to itself")
     try:
-        raw = load_yaml(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"cannot read spec {path}: {e.strerror}") from None
+        raw = load_yaml(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     raw = _mapping(str(path), raw)
@@ -229,7 +228,9 @@ def parse_spec(raw: dict[str, Any], overrides: Mapping[str, Any] | None = None) 
         raise ConfigError(f"unknown spec key {unknown[0]!r}; valid keys: {', '.join(valid)}")
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"spec name must be letters, digits, '_', '.', '-'; got {name!r}")
+        raise ConfigError(
+            f"spec name must be letters, digits, '_', '.', '-' (at most 100); got {name!r}"
+        )
     if not any(raw.get(k) for k in (*SECTIONS, "space", "grid")):
         raise ConfigError(
             "the spec names nothing to run: give at least one of "

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from study.config import SECTIONS, ConfigError, coerce
+from study.limits import check_milestones, milestones_given
 from study.spec import LOGGERS, OBJECTIVE_METRICS, SAMPLERS, Axis, Param, StudySpec, value_label
 
 
@@ -190,10 +191,15 @@ def _settable(dotted: str) -> Any:
 
 
 def _check_trials(spec: StudySpec) -> None:
-    """Every grid point or space corner must be a valid TrialConfig that can run."""
+    """Every grid point or space corner must be a valid TrialConfig that can run (with its
+    milestones, where the spec gives them, before its last epoch: study.limits)."""
+    given = milestones_given(spec.fixed, (s for a in spec.grid for s in a.settings))
     for params in spec.corner_params():
         try:
-            device = spec.trial_config(params).runtime.device
+            cfg = spec.trial_config(params)
+            if given:
+                check_milestones(cfg)
+            device = cfg.runtime.device
         except ConfigError as e:
             at = ", ".join(f"{k}={v}" for k, v in params.items()) or "the fixed settings"
             raise ConfigError(f"{e} (in the trial {at})") from None

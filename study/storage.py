@@ -71,7 +71,10 @@ def open_location(where: str | Path) -> Location:
     """A Location for a local path or a URI; a URI pyarrow cannot open is a ConfigError."""
     text = str(where)
     if "://" not in text:
-        path = str(Path(text).expanduser().resolve())
+        try:
+            path = str(Path(text).expanduser().resolve())
+        except (OSError, RuntimeError) as e:  # a symlink loop (RuntimeError before 3.13)
+            raise ConfigError(f"--storage {text}: {_first_line(e)}; give a directory") from None
         return Location(pafs.LocalFileSystem(), path, path)
     try:
         fs, path = pafs.FileSystem.from_uri(text)

@@ -16,6 +16,7 @@ from study.cli import main
 GOOD = {
     "dataset": {"name": "fake", "train_size": 64},
     "model": {"name": "resnet18", "width": 8},
+    "train": {"batch_size": 32},  # at most the 64 training images
     "space": {
         "method.name": ["erm", "mit_a"],
         "method.margin": {"float": [0.0, 0.5], "when": {"method.name": "mit_a"}},

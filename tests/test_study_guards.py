@@ -17,7 +17,7 @@ from study.cli import main
 SPEC = {
     "dataset": {"name": "fake", "train_size": 64, "val_size": 32, "test_size": 32},
     "model": {"name": "resnet18", "width": 8},
-    "train": {"epochs": 1},
+    "train": {"epochs": 1, "batch_size": 32},  # at most the 64 training images
     "runtime": {"device": "cpu"},
     "grid": {"train.seed": [0]},
 }
