@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from study import credentials
 from study.results import COLUMNS, COMPACTED, SCHEMA_VERSION
 from study.results import SHORTLIST as SHORTLIST  # the file names: study.results
 
@@ -48,8 +49,13 @@ class ResultsError(ValueError):
 
 def locate(path: str | os.PathLike) -> tuple[pafs.FileSystem, list[str]]:
     """The filesystem and the results files under `path`: the compacted file first, then the
-    per-trial files by name; hidden (`.`, `_`) names and subdirectories are not read."""
+    per-trial files by name; hidden (`.`, `_`) names and subdirectories are not read. A URI
+    keeps its query options (`?endpoint_override=…`); one carrying credentials is refused
+    (ResultsError, the secret masked: study.credentials)."""
     text = os.fspath(path)
+    refused = credentials.refusal(text, "results at")
+    if refused:
+        raise ResultsError(refused)
     if "://" in text:
         fs, where = pafs.FileSystem.from_uri(text)
     else:

@@ -12,6 +12,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+from study import credentials
 from study.config import SECTIONS, ConfigError, coerce
 from study.limits import check_milestones, milestones_given
 from study.spec import LOGGERS, OBJECTIVE_METRICS, SAMPLERS, Axis, Param, StudySpec, value_label
@@ -64,6 +65,10 @@ def check(spec: StudySpec) -> None:
         (
             s.storage is None or re.match(r"^[a-z][a-z0-9+]*://", s.storage),
             f"search.storage must be a URL such as sqlite:///path.db; got {s.storage!r}",
+        ),
+        (
+            credentials.spec_refusal(s.storage) is None,  # the loaded spec is pickled in tune/
+            credentials.spec_refusal(s.storage) or "",
         ),
         (
             r.gpu >= 0 and (r.gpu <= 1 or r.gpu == int(r.gpu)),

@@ -5,7 +5,8 @@ checkpoints and results (Ray Tune's `RunConfig(storage_path=…, storage_filesys
 Credentials and endpoints come from the standard environment of each library (for S3 and
 S3-compatible stores such as MinIO or Ceph: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3, AWS_DEFAULT_REGION; a URI may also carry pyarrow's
-query options, e.g. `s3://bucket/x?endpoint_override=host:9000&scheme=http`).
+query options, e.g. `s3://bucket/x?endpoint_override=host:9000&scheme=http`, kept through every
+step). Credentials in the URI itself are refused (study.credentials).
 `check_writable` writes and deletes a probe file before anything starts, so an unreachable,
 unauthorised, read-only or mistyped store is one line (ConfigError), not a traceback after Ray
 started.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from study import credentials
 from study.config import ConfigError
 
 CHECK_SECONDS = 60  # the most a storage check waits for an answer
@@ -30,17 +32,22 @@ SCHEMES = "a local path or a URI: s3://, gs://, abfs://, hdfs://, file://"
 @dataclass(frozen=True)
 class Location:
     """A directory or file in a filesystem: `fs` and `path` inside it (an absolute local path,
-    or `bucket/prefix/…`), and `uri` to show and to reopen it (`s3://bucket/prefix/…`)."""
+    or `bucket/prefix/…`), `uri` without the query (`s3://bucket/prefix/…`) and the URI's
+    `query` (pyarrow's options: `endpoint_override=host:9000&scheme=http`, no secret: those
+    are refused). `str()` is the whole URI, query included: what every line shows and every
+    later step (summary, compaction, the report, "read them") reopens it by."""
 
     fs: pafs.FileSystem
     path: str
     uri: str
+    query: str = ""
 
     def __truediv__(self, name: str) -> Location:
-        return Location(self.fs, posixpath.join(self.path, name), f"{self.uri.rstrip('/')}/{name}")
+        joined = f"{self.uri.rstrip('/')}/{name}"
+        return Location(self.fs, posixpath.join(self.path, name), joined, self.query)
 
     def __str__(self) -> str:
-        return self.uri
+        return f"{self.uri}?{self.query}" if self.query else self.uri
 
     @property
     def local(self) -> bool:
@@ -68,7 +75,8 @@ class Location:
 
 
 def open_location(where: str | Path) -> Location:
-    """A Location for a local path or a URI; a URI pyarrow cannot open is a ConfigError."""
+    """A Location for a local path or a URI; a URI pyarrow cannot open, or one carrying
+    credentials (study.credentials: refused, secret masked), is a ConfigError."""
     text = str(where)
     if "://" not in text:
         try:
@@ -76,13 +84,17 @@ def open_location(where: str | Path) -> Location:
         except (OSError, RuntimeError) as e:  # a symlink loop (RuntimeError before 3.13)
             raise ConfigError(f"--storage {text}: {_first_line(e)}; give a directory") from None
         return Location(pafs.LocalFileSystem(), path, path)
+    refused = credentials.refusal(text, "--storage")
+    if refused:
+        raise ConfigError(refused)
     try:
         fs, path = pafs.FileSystem.from_uri(text)
     except (OSError, ValueError, ImportError) as e:
         raise ConfigError(f"--storage {text}: {_first_line(e)}; use {SCHEMES}") from None
     if isinstance(fs, pafs.LocalFileSystem):
         return Location(fs, path, path)
-    return Location(fs, path.rstrip("/"), text.split("?", 1)[0].rstrip("/"))
+    base, _, query = text.partition("?")
+    return Location(fs, path.rstrip("/"), base.rstrip("/"), query)
 
 
 def check_writable(root: Location) -> None:

@@ -28,7 +28,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
-from study import cluster, start, storage
+from study import cluster, credentials, start, storage
 from study import data as data_mod
 from study.config import ConfigError
 from study.loggers import make_loggers
@@ -245,6 +245,7 @@ def fit(
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors: LiveStatus, Parquet
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: LiveStatus, not tables
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Parquet; tune.loggers
+    credentials.keep_credentials_out_of_ray()  # AWS_* out of runtime_env and Ray's logs
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, spec=spec, data=data),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
@@ -276,7 +277,7 @@ def fit(
         tuner = make_tuner(spec, study_dir, wrapped)
         start.crash_point("tuner")
     verb = "resuming" if resume and restorable else "starting"
-    print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir}/results")
+    print(f"{verb} study {spec.name}: {spec.num_trials} trials; results in {study_dir / 'results'}")
     home = _home(study_dir)
     dashboard = dashboard_command(spec.search.storage, home)
     print(f"log: {home / 'study.log'}; Optuna dashboard: {dashboard}")
