@@ -257,7 +257,9 @@ def held_if_study(where: str) -> contextlib.AbstractContextManager[None]:
     candidates = [place]
     if place.path.rstrip("/").endswith("/results"):
         up = place.path.rstrip("/").rsplit("/", 1)[0]
-        candidates.append(Location(place.fs, up, place.uri.rstrip("/").rsplit("/", 1)[0]))
+        candidates.append(
+            Location(place.fs, up, place.uri.rstrip("/").rsplit("/", 1)[0], place.query)
+        )
     for candidate in candidates:
         if (candidate / "spec.yaml").exists() and (candidate / "results").exists():
             return held(candidate)
