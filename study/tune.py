@@ -31,7 +31,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
-from study import cluster, quarantine, start, storage
+from study import cluster, names, quarantine, start, storage
 from study import data as data_mod
 from study.compact import at_study_end
 from study.config import ConfigError
@@ -39,7 +39,7 @@ from study.loggers import make_loggers
 from study.optuna_store import TaggedSearch, create_study, dashboard_command, study_storage
 from study.progress import LiveStatus
 from study.results import STATUS_OK, ResultsWriter
-from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec
+from study.spec import SAMPLERS, StudySpec, load_spec, parse_spec, with_trials
 from study.summary import summarize
 from study.trial import run_trial
 from study.yamlio import dump_yaml
@@ -150,6 +150,7 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
         points_to_evaluate=[dict(p) for p in spec.search.points] or None,
         storage=storage,
     )
+    searcher.redraw_repeats = spec.sampler != "grid"  # a grid's points are distinct already
     asha = spec.search.asha
     epochs = spec.trial_config(next(spec.corner_params())).train.epochs
     scheduler = (
@@ -233,11 +234,16 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
     from study.cli import parse_sets
 
     spec = load_spec(args.spec, parse_sets(args.sets))
-    if args.name:
-        spec = parse_spec({**spec.raw, "name": args.name})
+    if getattr(args, "trials", None):
+        spec = with_trials(spec, args.trials)
     root = storage.open_location(args.storage or spec.storage or DEFAULT_STORAGE)
     storage.check_writable(root)
-    study_dir = root / spec.name
+    folder, name = names.resolve(root, spec.name, args.name, args.resume)
+    if folder != root or args.name == names.AUTO:  # what resume_command prints names this one
+        args.storage, args.name = names.storage_arg(args.storage, root, folder), name
+    if name != spec.name:
+        spec = parse_spec({**spec.raw, "name": name})
+    study_dir = folder / name
     saved = study_dir / "spec.yaml"
     if args.resume:
         if not study_dir.exists():
@@ -249,8 +255,9 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
             )
     elif study_dir.exists():
         raise ConfigError(
-            f"study {spec.name} already exists in {study_dir}: continue it with --resume "
-            "or choose another --name"
+            f"study {spec.name} already exists in {study_dir}: continue it with --resume, "
+            f"start a new one with --name auto ({spec.name}-<date>-<time>), or choose another "
+            "--name"
         )
     return spec, study_dir
 
@@ -316,6 +323,7 @@ def resume_command(args: argparse.Namespace) -> str:
     for flag, value in (("--address", args.address), ("--storage", args.storage)):
         parts += [flag, shlex.quote(str(value))] if value else []
     parts += ["--name", shlex.quote(args.name)] if args.name else []
+    parts += ["--trials", str(args.trials)] if getattr(args, "trials", None) else []
     parts += [f"--set {shlex.quote(s)}" for s in args.sets]
     return " ".join([*parts, "--resume"])
 
@@ -365,6 +373,7 @@ def _fit(
             start.restart(local, spec.name, study_storage(spec.search.storage, local))
         else:
             start.create(local, spec.raw)
+            names.point_latest(local)
             start.crash_point("created")
         tuner = make_tuner(spec, study_dir, wrapped)
         start.crash_point("tuner")
