@@ -20,12 +20,13 @@ from study.yamlio import load_yaml
 USER_ERROR = 2
 EXAMPLES = {  # each command's --help ends with these
     "run": """examples:
-  study run search_spaces/demo.yaml --name auto       # a new study in studies/demo/
   study run search_spaces/demo.yaml --name auto --trials 4 --set train.epochs=2 -v
+  study run search_spaces/demo.yaml --name auto       # a new study in studies/demo/
   CIFAR10_DIR=/data/cifar10 study run search_spaces/cifar10_cpu.yaml --address auto
   study run search_spaces/paper_cifar10.yaml --storage s3://bucket/studies --address HOST:6379""",
     "resume": """examples:
-  study resume search_spaces/demo.yaml                # after a crash or Ctrl-C (the latest)
+  study resume search_spaces/demo.yaml                # after a crash or Ctrl-C (the latest;
+                                                      # same spec and --set values as its run)
   study resume search_spaces/demo.yaml --storage studies/demo \\
     --name "$(readlink studies/demo/latest)"     # one study of a folder of studies""",
     "trial": """examples:
