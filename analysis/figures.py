@@ -26,6 +26,7 @@ __all__ = ["ablation", "alpha_sweep", "dilemma", "epoch_curves", "reliability_di
 ALPHA_METRICS = ["test_acc", "test_ece", "test_cal_ece"]  # Figure 1
 CURVE_METRICS = ["test_acc", "test_cal_ece"]  # per-epoch curves
 DILEMMA = ("test_acc", "test_cal_ece")  # x is maximised, y minimised
+FRONT_SPLIT = "on test"  # the dilemma's front; the end summary's (study.summary) is on validation
 ABLATION_METRICS = ["test_cal_ece", "test_conf"]  # Figure 2: top cal. ECE, bottom confidence
 ABLATIONS = ["mixup_dt", "mixup_to", "mixup_sc", "mixup_io"]  # Figure 2 needs one of these
 ABLATION_TARGETS = {  # Figure 2's colours: blue trains on mixed labels, green on one-hot labels
@@ -49,6 +50,14 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
 def _panels(rows: list, cols: list) -> list[tuple[int, object, int, object]]:
     """(i, row, j, col) for every panel of a rows × cols grid."""
     return [(i, r, j, c) for i, r in enumerate(rows) for j, c in enumerate(cols)]
+
+
+def spread(stats: pd.DataFrame, factor: float = 1.0) -> pd.Series | None:
+    """The error bars of `_mean_std` rows, times `factor`: the std where two or more values were
+    averaged, NaN (no bar) where one was; None (no bars at all) when no row has two — a study of
+    one seed draws no zero-length bars."""
+    std = stats["std"].where(stats["n"] > 1)
+    return None if std.isna().all() else factor * std
 
 
 def _mean_std(df: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
@@ -88,7 +97,7 @@ def _alpha_panel(ax: Axes, data: pd.DataFrame, colours: dict, factor: float) -> 
     for backbone, rows in data.groupby("backbone", observed=True):
         colour = colours[str(backbone)]
         mixup = rows[rows["variant"] != BASELINE].sort_values("alpha")
-        yerr = factor * mixup["std"].fillna(0.0)
+        yerr = spread(mixup, factor)
         style = {"marker": "o", "markersize": 7, "color": colour, "capsize": 3, "linewidth": 1.8}
         ax.errorbar(mixup["alpha"], factor * mixup["mean"], yerr=yerr, label=str(backbone), **style)
         for value in rows.loc[rows["variant"] == BASELINE, "mean"]:
@@ -138,7 +147,7 @@ def _dilemma_panel(ax: Axes, data: pd.DataFrame, styles: pd.DataFrame) -> None:
         )
     front = data[data["on_front"]].sort_values(x)
     ax.step(fx * front[x], fy * front[y], where="post", color="black", linewidth=1.5)
-    ax.scatter(fx * front[x], fy * front[y], label="Pareto front", **FRONT_RING)
+    ax.scatter(fx * front[x], fy * front[y], label=f"Pareto front ({FRONT_SPLIT})", **FRONT_RING)
 
 
 @styled
@@ -195,7 +204,7 @@ def ablation(df: pd.DataFrame, path: str | Path) -> pd.DataFrame:
         here = data[(data["dataset"] == dataset) & (data["metric"] == metric)]
         ax, factor, place = axes[i][j], scale(metric), range(len(here))
         colours = [TARGET_COLOURS[t] for t in here["targets"]]
-        errors = factor * here["std"].fillna(0.0)
+        errors = spread(here, factor)
         ax.bar(place, factor * here["mean"], yerr=errors, capsize=3, color=colours)
         bottom = i == len(ABLATION_METRICS) - 1  # the variants' names under the last row only
         names = [str(v).replace(" (", "\n(") for v in here["variant"]] if bottom else []

@@ -80,7 +80,7 @@ def _repeats(df: pd.DataFrame) -> list[str]:
     rows = trials.repeats(df)
     if rows.empty:
         return []
-    names = rows["trial_id"].astype(str) + " repeats " + rows["first"]
+    names = rows["first"] + " run again as " + rows["trial_id"].astype(str)  # earlier first
     return [
         f"{_trials(len(rows))} {'repeat' if len(rows) > 1 else 'repeats'} an earlier trial's "
         f"configuration and seed, counted once, not as a replicate: "

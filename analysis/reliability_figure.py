@@ -102,8 +102,8 @@ def _panel(ax: Axes, data: pd.DataFrame, left: float, title: str) -> None:
     ax.stairs(heights, edges, baseline=low, **COUNT_STYLE)
     ax.plot([left, left + 1, left + 1, left, left], [low, low, high, high, low], **FRAME)
     total = int(raw["count"].sum())
-    ax.text(
-        left + 0.03, high - 0.02, f"n = {total:,}; tallest {most:,}", va="top", fontsize="x-small"
+    ax.text(  # in the gap between the panel and the band: never over the count bars
+        left + 0.03, high / 2, f"n = {total:,}; tallest {most:,}", va="center", fontsize="x-small"
     )
     ax.text(left + 0.03, 0.97, "\n".join(eces), va="top", fontsize="small")
     ax.text(left + 0.5, 1.02, title, ha="center", va="bottom", fontsize="small")

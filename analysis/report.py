@@ -182,6 +182,14 @@ def _names(values: pd.Series) -> str:
     return ", ".join(map(str, ordered)) or "none"
 
 
+def _span(values: pd.Series) -> str:
+    """`3–8`, or `8 (every trial)` when all are one value, or `none`."""
+    if values.empty:
+        return "none"
+    low, high = values.min(), values.max()
+    return f"{low} (every trial)" if low == high else f"{low}–{high}"
+
+
 def _coverage(
     results: str | Path, files: list[str], all_rows: pd.DataFrame, view: pd.DataFrame
 ) -> str:
@@ -198,7 +206,7 @@ def _coverage(
         f"- variants: {_names(view['variant'])}",
         f"- seeds: {_names(last['seed'])}",
         f"- epochs planned: {_names(last['epochs'])}; last epoch reached by ok trials: "
-        + (f"{reached.min()}–{reached.max()}" if len(reached) else "none"),
+        + _span(reached),
     ]
     return "\n".join(lines) + "\n\n" + _failures(last)
 

@@ -103,21 +103,29 @@ def get_metric(column: str) -> Metric:
     return METRICS[column]
 
 
-def format_alpha(alpha: float) -> str:
-    """α as the paper writes it: at least one decimal ("1.0", "0.1", "0.25")."""
-    text = f"{alpha:g}"
+DIGITS = 3  # significant digits of α and Δλ in labels (a searched α is not 0.123457)
+
+
+def format_alpha(alpha: float, digits: int = DIGITS) -> str:
+    """α as the paper writes it: at least one decimal ("1.0", "0.1", "0.25"), at most `digits`
+    significant digits ("0.123")."""
+    text = f"{alpha:.{digits}g}"
     return text if any(c in text for c in ".e") else f"{alpha:.1f}"
 
 
 def variant_label(
-    method: str, alpha: float | None, margin: float | None, show_alpha: bool = False
+    method: str,
+    alpha: float | None,
+    margin: float | None,
+    show_alpha: bool = False,
+    digits: int = DIGITS,
 ) -> str:
     """The display label of one (method, α, margin), e.g. "MIT-A (Δλ>0.5)" (module docstring)."""
     parts = []
     if method in MARGIN_METHODS:
-        parts.append(f"Δλ>{0.0 if pd.isna(margin) else margin:g}")
+        parts.append(f"Δλ>{0.0 if pd.isna(margin) else margin:.{digits}g}")
     if (show_alpha or method in ALPHA_ALWAYS) and not pd.isna(alpha):
-        parts.append(f"α={format_alpha(alpha)}")
+        parts.append(f"α={format_alpha(alpha, digits)}")
     name = METHOD_NAMES.get(method, method)
     return f"{name} ({', '.join(parts)})" if parts else name
 
@@ -180,7 +188,12 @@ def variant_labels(combos: pd.DataFrame) -> list[str]:
     methods = _names(combos["method"])
     n_alphas = combos["alpha"].groupby(methods).nunique()
     rows = list(zip(methods, combos["alpha"], combos["margin"], strict=True))
-    return [variant_label(m, a, g, show_alpha=n_alphas[m] > 1) for m, a, g in rows]
+    labels = [variant_label(m, a, g, show_alpha=n_alphas[m] > 1) for m, a, g in rows]
+    clash = {x for x in labels if labels.count(x) > 1}  # rounding never merges two variants
+    return [
+        variant_label(m, a, g, show_alpha=n_alphas[m] > 1, digits=17) if x in clash else x
+        for x, (m, a, g) in zip(labels, rows, strict=True)
+    ]
 
 
 def variant_order(labels: list[str], combos: pd.DataFrame) -> list[str]:

@@ -21,13 +21,15 @@ from study.yamlio import YAMLRefused, load_yaml
 USER_ERROR = 2
 EXAMPLES = {  # each command's --help ends with these
     "run": """examples:
-  study run search_spaces/demo.yaml
-  study run search_spaces/demo.yaml --name quick --set train.epochs=2 --set search.trials=4 -v
+  study run search_spaces/demo.yaml --name auto --trials 4 --set train.epochs=2 -v
+  study run search_spaces/demo.yaml --name auto       # a new study in studies/demo/
   CIFAR10_DIR=/data/cifar10 study run search_spaces/cifar10_cpu.yaml --address auto
   study run search_spaces/paper_cifar10.yaml --storage s3://bucket/studies --address HOST:6379""",
     "resume": """examples:
-  study resume search_spaces/demo.yaml                # after a crash or Ctrl-C
-  study resume search_spaces/demo.yaml --storage studies/demo --name demo-20260101-120000""",
+  study resume search_spaces/demo.yaml                # after a crash or Ctrl-C (the latest;
+                                                      # same spec and --set values as its run)
+  study resume search_spaces/demo.yaml --storage studies/demo \\
+    --name "$(readlink studies/demo/latest)"     # one study of a folder of studies""",
     "trial": """examples:
   study trial search_spaces/demo.yaml --set method.name=mit_a --results out/
   study trial --set dataset.name=fake --set model.width=8 --set train.epochs=1""",
@@ -38,6 +40,40 @@ EXAMPLES = {  # each command's --help ends with these
   study validate search_spaces/demo.yaml
   study validate search_spaces/paper_cifar10.yaml""",
 }
+
+
+SETTINGS_NOTE = """\
+--set SECTION.KEY=VALUE: VALUE is YAML ('tune.loggers=[csv]', 'search.points=[]'); the keys:"""
+
+
+def settings_help(study_sections: bool = True) -> str:
+    """Every `--set` section and key, from the dataclasses that define them (study.config's
+    TrialConfig sections; with `study_sections` study.spec's search, resources and tune), so
+    the list never drifts."""
+    import dataclasses
+
+    from study.config import SECTIONS
+    from study.spec import Resources, Search, TuneSettings
+
+    sections = {name: factory().__class__ for name, factory in SECTIONS.items()}
+    if study_sections:
+        sections |= {"search": Search, "resources": Resources, "tune": TuneSettings}
+    lines = [SETTINGS_NOTE]
+    for name, cls in sections.items():
+        lines.append(f"  {name}: {', '.join(f.name for f in dataclasses.fields(cls))}")
+    return "\n".join(lines)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A command's parser whose help ends with the `--set` keys when it takes --set (built
+    when help is asked for: it imports study.spec, which imports optuna)."""
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if any(a.dest == "sets" for a in self._actions):
+            keys = settings_help(study_sections=not self.prog.endswith(" trial"))
+            text = f"{text.rstrip()}\n\n{keys}\n"
+        return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="study",
         description="Mixup-calibration studies (Wang et al., CVPR 2023) on Ray Tune.",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def command(name: str, **kw: str) -> argparse.ArgumentParser:
         return sub.add_parser(
@@ -76,7 +112,17 @@ def _parser() -> argparse.ArgumentParser:
         help="where studies live: a directory or a URI such as s3://bucket/prefix, gs://, abfs://, "
         "hdfs://, file:// (every node must reach it; default: ./studies)",
     )
-    run.add_argument("--name", help="study name (default: the spec's name)")
+    run.add_argument(
+        "--name",
+        help="study name (default: the spec's name); `auto`: a new study <spec>-<date>-<time> "
+        "in the folder of studies <storage>/<spec>/ (its `latest` link points at the newest)",
+    )
+    run.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="run N trials: search.trials=N, search.points cut to their first N (a small study)",
+    )
     run.add_argument("--resume", action="store_true", help="continue a stopped or crashed study")
     run.add_argument(
         "--set",
@@ -84,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         dest="sets",
-        help="override a fixed setting, e.g. train.epochs=2 (repeatable)",
+        help="override a setting, e.g. train.epochs=2 (repeatable; every key: the end of "
+        "this help)",
     )
     run.add_argument(
         "-v",
@@ -108,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         dest="sets",
-        help="a setting, e.g. method.name=mit_a (repeatable; SECTION.KEY)",
+        help="a setting, e.g. method.name=mit_a (repeatable; every key: the end of this help)",
     )
     trial.add_argument("--results", type=Path, help="write the per-epoch Parquet rows here")
     trial.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -16,13 +16,13 @@ import sys
 
 import ray
 
-from study import cluster, diskfull, limits, lock, quarantine, start, storage, tune
+from study import cluster, diskfull, limits, lock, names, quarantine, start, storage, tune
 from study import data as data_mod
 from study.compact import at_study_end
 from study.completion import completion
 from study.config import ConfigError
 from study.optuna_store import dashboard_command
-from study.spec import StudySpec, load_spec, parse_spec
+from study.spec import StudySpec, load_spec, parse_spec, with_trials
 from study.summary import summarize
 
 DEFAULT_STORAGE = tune.DEFAULT_STORAGE
@@ -33,14 +33,21 @@ def study_spec(args: argparse.Namespace) -> tuple[StudySpec, storage.Location]:
     from study.cli import parse_sets
 
     spec = load_spec(args.spec, parse_sets(args.sets))
-    if args.name is not None:  # `--name ''` is refused, not read as no name
+    if args.name is not None and args.name != names.AUTO:  # `--name ''` is refused
         spec = parse_spec({**spec.raw, "name": args.name})
+    if getattr(args, "trials", None):
+        spec = with_trials(spec, args.trials)
     if not args.address:  # a local Ray runs the trials on this machine
         configs = (spec.trial_config(p) for p in spec.corner_params())
         limits.check_threads(configs, os.cpu_count() or 1, "this machine")
     root = storage.open_location(args.storage or spec.storage or DEFAULT_STORAGE)
     storage.check_writable(root)
-    return spec, root / spec.name
+    folder, name = names.resolve(root, spec.name, args.name, args.resume)
+    if folder != root or args.name == names.AUTO:  # what resume_command prints names this one
+        args.storage, args.name = names.storage_arg(args.storage, root, folder), name
+    if name != spec.name:
+        spec = parse_spec({**spec.raw, "name": name})
+    return spec, folder / name
 
 
 def check_state(spec: StudySpec, study_dir: storage.Location, resume: bool) -> None:
@@ -57,8 +64,9 @@ def check_state(spec: StudySpec, study_dir: storage.Location, resume: bool) -> N
             )
     elif study_dir.exists():
         raise ConfigError(
-            f"study {spec.name} already exists in {study_dir}: continue it with --resume "
-            "or choose another --name"
+            f"study {spec.name} already exists in {study_dir}: continue it with --resume, "
+            f"start a new one with --name auto ({spec.name}-<date>-<time>), or choose another "
+            "--name"
         )
 
 
@@ -137,5 +145,6 @@ def resume_command(args: argparse.Namespace) -> str:
     for flag, value in (("--address", args.address), ("--storage", args.storage)):
         parts += [flag, shlex.quote(str(value))] if value else []
     parts += ["--name", shlex.quote(args.name)] if args.name else []
+    parts += ["--trials", str(args.trials)] if getattr(args, "trials", None) else []
     parts += [f"--set {shlex.quote(s)}" for s in args.sets]
     return " ".join([*parts, "--resume"])

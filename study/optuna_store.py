@@ -14,6 +14,8 @@ more per trial (~0.4 s against ~0.1 s), nothing beside a trial's minutes.
 from __future__ import annotations
 
 import shlex
+import shutil
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 DEFAULT_URL = "sqlite:///{study_dir}/optuna.db"  # the default storage, inside the study dir
 TAGS = ("tune_trial_id", "results_file", "status")  # user attrs of every Optuna trial
+REDRAWS = 20  # at most this many draws of a trial that repeats another (then it runs)
 
 
 def open_storage(kind: str, path: str) -> BaseStorage:
@@ -66,8 +69,24 @@ def create_study(spec: Any, storage: BaseStorage) -> optuna.Study:
 
 
 def dashboard_command(url: str | None, study_dir: Path) -> str:
-    """The shell command that opens a study's storage in optuna-dashboard."""
-    return f"optuna-dashboard {shlex.quote(storage_url(url, study_dir))}"
+    """The shell command that opens a study's storage in optuna-dashboard, runnable as printed:
+    the bare name when it is on PATH, else the path beside this Python (the venv's bin/, which
+    is not on PATH unless the venv is active)."""
+    beside = Path(sys.executable).parent / "optuna-dashboard"
+    program = "optuna-dashboard" if shutil.which("optuna-dashboard") else str(beside)
+    return f"{shlex.quote(program)} {shlex.quote(storage_url(url, study_dir))}"
+
+
+def twin(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
+    """An earlier trial of `study` with exactly `trial`'s parameters, complete or still
+    running: what a sampler draws again for a choice that brings no parameter of its own (ERM:
+    `method.name=erm` and nothing else), which would run the same training twice."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    for other in study.get_trials(deepcopy=False, states=states):
+        if other.number != trial.number and other.params == trial.params:
+            if "duplicate_of" not in other.user_attrs:
+                return other
+    return None
 
 
 def final_status(result: dict[str, Any] | None, error: bool) -> str:
@@ -82,10 +101,27 @@ class TaggedSearch(OptunaSearch):
     """OptunaSearch whose trials carry the Tune trial id and the Parquet file when they are
     asked for, and the final status just before they are told (a finished Optuna trial can't
     be changed); with a persistent storage, a resumed study's trials that the storage already
-    holds finished are left as they are."""
+    holds finished are left as they are. A draw that repeats an earlier trial's parameters
+    exactly (`twin`) is told at once — the earlier values when it has them, failed while it
+    runs — tagged `duplicate_of`, and the sampler draws again (at most REDRAWS times), so a
+    parameter-free method runs once per seed; `redraw_repeats = False` turns this off (a grid)."""
+
+    redraw_repeats = True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         params = super().suggest(trial_id)
+        for _ in range(REDRAWS if self.redraw_repeats else 0):
+            trial = self._ot_trials.get(trial_id)
+            earlier = None if trial is None else twin(self._ot_study, trial)
+            if earlier is None:
+                break
+            trial.set_user_attr("duplicate_of", earlier.number)
+            if earlier.state == optuna.trial.TrialState.COMPLETE:
+                self._ot_study.tell(trial, values=earlier.values)
+            else:
+                self._ot_study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            del self._ot_trials[trial_id]
+            params = super().suggest(trial_id)
         trial = self._ot_trials.get(trial_id)
         if trial is not None and "tune_trial_id" not in trial.user_attrs:
             _tag(trial, tune_trial_id=trial_id, results_file=f"results/{trial_id}.parquet")

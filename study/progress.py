@@ -1,6 +1,10 @@
 """A study's live status (a Tune callback): trials running / done / errored of the total, the
 best value so far of each objective, elapsed time and an estimate of the time left.
 
+"Best" has one definition across the tools: each trial counts with its *last* reported epoch
+(what Optuna is told when a trial ends and what the end summary and `analysis` read), so the
+live best is the best over trials of their latest epoch, never an earlier epoch's peak.
+
 On a terminal the status is one line rewritten in place (at most twice a second); otherwise
 (a log, CI, `nohup`) it is a line every `every` seconds, then every tenth of the elapsed time
 (at most every 10 minutes). A finished or errored trial is always a
@@ -51,7 +55,8 @@ class LiveStatus(tune.Callback):
     def _reset(self) -> None:
         self.start = monotonic()
         self.epochs: dict[str, tuple[int, int]] = {}  # trial id → (epochs seen, planned)
-        self.best: dict[str, tuple[float, str]] = {}  # metric → (best value, trial id)
+        self.latest: dict[str, dict[str, float]] = {}  # trial id → metric → its last value
+        self.methods: dict[str, str] = {}  # trial id → its method (the row's)
         self.ended: set[str] | None = None  # trials that finished or errored (None: not yet seen)
         self._last_status, self._log, self._drawn = -math.inf, None, False
 
@@ -66,13 +71,11 @@ class LiveStatus(tune.Callback):
         row = result.get("row") or {}
         epoch, epochs = int(row.get("epoch") or 0), int(row.get("epochs") or 0)
         self.epochs[trial.trial_id] = (epoch, epochs)
-        for metric, mode in self.goals:
-            value = row.get(metric)
-            if value is None or not math.isfinite(value):
-                continue
-            old = self.best.get(metric)
-            if old is None or (value > old[0] if mode == "max" else value < old[0]):
-                self.best[metric] = (float(value), trial.trial_id)
+        if row.get("method"):
+            self.methods[trial.trial_id] = str(row["method"])
+        self.latest[trial.trial_id] = {
+            m: float(v) for m, _ in self.goals if (v := row.get(m)) is not None and math.isfinite(v)
+        }
         params = " ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in trial.config.items())
         scores = " ".join(f"{m} {_short(row.get(m))}" for m, _ in self.goals)
         line = f"{trial.trial_id} {params} | epoch {epoch}/{epochs} {scores}"
@@ -86,14 +89,14 @@ class LiveStatus(tune.Callback):
         seen, planned = self.epochs.get(trial.trial_id, (0, 0))
         self.epochs[trial.trial_id] = (planned or seen, planned or seen)  # stopped early: done
         self._ended(trials).add(trial.trial_id)
-        self._emit(f"{trial.trial_id} finished")
+        self._emit(f"{self._named(trial.trial_id)} finished{self._scores(trial.trial_id)}")
         self._status(trials, force=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
         seen, _ = self.epochs.get(trial.trial_id, (0, 0))
         self.epochs[trial.trial_id] = (seen, seen)  # no more work
         self._ended(trials).add(trial.trial_id)
-        self._emit(f"{trial.trial_id} errored: {error_message(trial)}")
+        self._emit(f"{self._named(trial.trial_id)} errored: {error_message(trial)}")
         self._status(trials, force=True)
 
     def on_experiment_end(self, trials: list, **info) -> None:
@@ -104,12 +107,31 @@ class LiveStatus(tune.Callback):
 
     # -- the status
     @property
+    def best(self) -> dict[str, tuple[float, str]]:
+        """Metric → (best value, trial id) over every trial's last reported epoch."""
+        out: dict[str, tuple[float, str]] = {}
+        for metric, mode in self.goals:
+            seen = [(v[metric], tid) for tid, v in self.latest.items() if metric in v]
+            if seen:
+                pick = max if mode == "max" else min
+                out[metric] = pick(seen, key=lambda p: p[0])
+        return out
+
+    def _named(self, trial_id: str) -> str:
+        method = self.methods.get(trial_id)
+        return f"{trial_id} ({method})" if method else trial_id
+
+    def _scores(self, trial_id: str) -> str:
+        last = self.latest.get(trial_id) or {}
+        return ": " + " ".join(f"{m} {last[m]:.4g}" for m, _ in self.goals) if last else ""
+
+    @property
     def verbose(self) -> bool:
         return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
 
     def status_line(self, trials: list) -> str:
-        """`[0:01:05] 3 running, 5 done, 1 errored of 16 | best val_acc 0.91 (id) … | ~0:02:10
-        left` — the time left from the share of all planned epochs done so far."""
+        """`[0:01:05] 3 running, 5 done, 1 errored of 16 | best (last epoch) val_acc 0.91 (id) …
+        | ~0:02:10 left` — the time left from the share of all planned epochs done so far."""
         ended = self._ended(trials)
         states = [t.status for t in trials]
         running, errored = states.count("RUNNING"), states.count("ERROR")
@@ -123,7 +145,7 @@ class LiveStatus(tune.Callback):
             f"[{clock(elapsed)}] {running} running, {done} done, {errored} errored"
             + (f", {stopped} stopped before the end" if stopped else "")
             + f" of {self.total}"
-            + (f" | best {best}" if best else "")
+            + (f" | best (last epoch) {best}" if best else "")
             + eta
         )
 

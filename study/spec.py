@@ -193,6 +193,22 @@ def load_spec(path: str | Path, overrides: Mapping[str, Any] | None = None) -> S
     return parse_spec({"name": path.stem, **_read(path, ())}, overrides)
 
 
+def with_trials(spec: StudySpec, trials: int) -> StudySpec:
+    """The spec with `search.trials = trials` and its `search.points` cut to the first
+    `trials` (`study run --trials N`: a small study of a spec that queues more points)."""
+    if spec.grid:
+        raise ConfigError(
+            f"--trials: a grid runs each of its {spec.num_trials} points once; drop --trials"
+        )
+    if trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
+    search = dict(_mapping("search", spec.raw.get("search")))
+    search["trials"] = trials
+    if search.get("points"):
+        search["points"] = list(search["points"])[:trials]
+    return parse_spec({**spec.raw, "search": search})
+
+
 def _read(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     """A spec file's mapping; `extends: OTHER.yaml` (beside it) is read first and each of its
     top-level mappings updated key by key (a grid axis or a setting replaced as a whole; null

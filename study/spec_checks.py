@@ -146,8 +146,15 @@ def _check_param(p: Param, earlier: tuple[Param, ...]) -> None:
 def _check_points(spec: StudySpec) -> None:
     """Each of `search.points` names space parameters with values the space can give."""
     params = {p.name: p for p in spec.space}
-    if len(spec.search.points) > spec.num_trials or (spec.grid and spec.search.points):
-        raise ConfigError("search.points: at most search.trials of them, and none with a grid")
+    if spec.grid and spec.search.points:
+        raise ConfigError("search.points: none with a grid (it runs each of its points once)")
+    if len(spec.search.points) > spec.num_trials:
+        raise ConfigError(
+            f"search.points: {len(spec.search.points)} points but search.trials is "
+            f"{spec.num_trials}: give at least that many trials, or `study run --trials "
+            f"{spec.num_trials}` (keeps the first {spec.num_trials} points), or --set "
+            "'search.points=[]'"
+        )
     for point in spec.search.points:
         for name, value in point.items():
             p = params.get(name)

@@ -28,7 +28,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
-from study import cluster, credentials, start, storage
+from study import cluster, credentials, names, start, storage
 from study import data as data_mod
 from study.config import ConfigError
 from study.loggers import make_loggers
@@ -150,6 +150,7 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
         points_to_evaluate=[dict(p) for p in spec.search.points] or None,
         storage=storage,
     )
+    searcher.redraw_repeats = spec.sampler != "grid"  # a grid's points are distinct already
     asha = spec.search.asha
     epochs = spec.trial_config(next(spec.corner_params())).train.epochs
     scheduler = (
@@ -273,6 +274,7 @@ def fit(
             start.restart(local, spec.name, study_storage(spec.search.storage, local))
         else:
             start.create(local, spec.raw)
+            names.point_latest(local)
             start.crash_point("created")
         tuner = make_tuner(spec, study_dir, wrapped)
         start.crash_point("tuner")

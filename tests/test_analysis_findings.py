@@ -161,7 +161,7 @@ def test_repeated_trials_count_once_and_are_named(tmp_path):
     assert {c.pairs for c in result.pitfall} == {2}  # one per backbone, not two
     (repeat,) = [w for w in result.warnings if "repeat" in w]
     assert repeat.startswith(f"{len(frame)} trials repeat an earlier trial's configuration")
-    assert "r000000 repeats t000000" in repeat
+    assert "t000000 run again as r000000" in repeat
     assert len(trials.drop_repeats(df)) == len(frame)
     report.build_report(tmp_path / "r", tmp_path / "report")  # the tables count each once too
     table = pd.read_csv(tmp_path / "report" / "tables" / "test_cal_ece.csv")

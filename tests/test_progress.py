@@ -38,7 +38,8 @@ def trial(tid: str, status: str = "RUNNING") -> SimpleNamespace:
 
 
 def result(epoch: int, acc: float, ece: float) -> dict:
-    return {"row": {"epoch": epoch, "epochs": 2, "val_acc": acc, "val_cal_ece": ece}}
+    row = {"epoch": epoch, "epochs": 2, "val_acc": acc, "val_cal_ece": ece, "method": "erm"}
+    return {"row": row}
 
 
 class Stream(io.StringIO):
@@ -88,15 +89,30 @@ def test_status_counts_best_and_time_left(tmp_path, clock, monkeypatch):
     lines = out.splitlines()
     last = lines[-1]
     assert last.startswith("[0:01:30] 1 running, 1 done, 1 errored of 4")
-    assert "best val_acc 0.7 (a) val_cal_ece 0.1 (a)" in last
+    assert "best (last epoch) val_acc 0.7 (a) val_cal_ece 0.1 (a)" in last
     # 3 epochs seen (a: 2 done, b: 1) in 90 s; left: b 1 + one unseen trial × 2 = 3 epochs
     assert last.endswith("| ~0:01:30 left")
-    assert "a finished" in lines and any(x.startswith("c errored:") for x in lines)
+    assert "a (erm) finished: val_acc 0.7 val_cal_ece 0.1" in lines
+    assert any(x.startswith("c errored:") for x in lines)
     assert not any(" | epoch " in x for x in lines)
     assert not any("\r" in x for x in lines)
     periodic = [x for x in lines if x.startswith("[") and "errored of" in x]
     assert 4 <= len(periodic) <= 8  # every 30 s of 90, plus one per finished trial and the end
     assert sum(" | epoch " in x for x in log.splitlines()) == 3  # the log has every epoch
+
+
+def test_best_is_each_trials_last_epoch(tmp_path, clock, monkeypatch):
+    """The live best is what Optuna and the end summary use: each trial's last epoch, not an
+    earlier epoch's peak (a trial at 0.9 then 0.6 counts with 0.6)."""
+    monkeypatch.setattr(sys, "stdout", Stream(False))
+    s = progress.LiveStatus(SPEC, tmp_path, every=30)
+    s.setup()
+    a, b = trial("a"), trial("b")
+    s.on_trial_result(0, [a, b], a, result(1, 0.9, 0.05))
+    s.on_trial_result(0, [a, b], b, result(1, 0.7, 0.2))
+    s.on_trial_result(1, [a, b], a, result(2, 0.6, 0.3))
+    assert s.best == {"val_acc": (0.7, "b"), "val_cal_ece": (0.2, "b")}
+    assert "best (last epoch) val_acc 0.7 (b) val_cal_ece 0.2 (b)" in s.status_line([a, b])
 
 
 def test_trials_stopped_by_ctrl_c_are_not_counted_done(tmp_path, clock, monkeypatch):
@@ -128,7 +144,8 @@ def test_terminal_status_is_rewritten_in_place(tmp_path, clock, monkeypatch):
     out, _ = drive(tmp_path, clock, monkeypatch, tty=True, verbose=False)
     assert out.count("\r\x1b[K[") >= 9  # a redraw at every step (each ≥ 0.5 s apart)
     assert out.endswith("left\n")  # the last status stays on screen
-    assert "\r\x1b[Ka finished\n" in out  # a trial's line replaces the status, which follows
+    # a trial's line replaces the status, which follows
+    assert "\r\x1b[Ka (erm) finished: val_acc 0.7 val_cal_ece 0.1\n" in out
 
 
 def test_time_left_unknown_before_the_first_epoch(tmp_path):

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from study import summary
 from study.config import TrialConfig
 from study.results import COLUMN_NAMES, SCHEMA_VERSION, ResultsWriter, trial_columns
 from study.spec import parse_spec
@@ -103,6 +104,15 @@ def test_trial_columns_null_what_the_method_does_not_take():
     assert mit["alpha"] == 0.4 and mit["margin"] is None
 
 
+def test_summary_one_table_when_one_trial_is_best_at_both(writer):
+    """Two identical tables say nothing twice: one table, titled as both."""
+    for trial_id, method, acc, ece in [("a", "erm", 0.9, 0.01), ("b", "erm", 0.8, 0.03)]:
+        report(writer, trial(trial_id, method), row(1, method, val_acc=acc, val_cal_ece=ece))
+    text = summarize(writer.directory)
+    assert f"{summary.ACC_AND_ECE}:" in text
+    assert f"{summary.ACC}:" not in text and summary.ECE_OTHER not in text
+
+
 def test_summary_per_method_and_pareto_front(writer):
     scores = {
         "trial_a": ("erm", 0.90, 0.010),
@@ -127,8 +137,10 @@ def test_summary_per_method_and_pareto_front(writer):
         return {t for t in [*scores, "trial_d"] if t in block}
 
     assert named(section("best validation accuracy per method")) == {"trial_a", "trial_b"}
-    assert named(section("best validation calibrated ECE per method")) == {"trial_a", "trial_c"}
-    front = section("Pareto front (val_acc up, val_cal_ece down)")
+    # erm's most accurate trial is also its best calibrated: named, not printed twice
+    ece = f"{summary.ECE_OTHER} (the same trial for: erm)"
+    assert named(section(ece)) == {"trial_c"}
+    front = section("Pareto front on validation (val_acc up, val_cal_ece down)")
     assert named(front) == {"trial_a", "trial_b", "trial_c"}
     assert "0.9500" in front and "0.9900" not in text  # last epochs' numbers, 4 decimals
     assert summarize(writer.directory.parent / "empty").startswith("no results")

@@ -98,7 +98,7 @@ def test_tiny_study_writes_every_row_of_the_contract(tmp_path, capsys):
     assert df.node_id.str.len().gt(0).all()
     assert df[["val_acc", "val_cal_ece", "test_acc", "test_cal_ece"]].notna().all().all()
     out = capsys.readouterr().out
-    assert "best validation accuracy per method" in out and "Pareto front" in out
+    assert "best validation accuracy" in out and "Pareto front on validation" in out
     results = tmp_path / "studies" / "tiny" / "results"  # compacted at the end (study.compact)
     names = sorted(p.name for p in results.iterdir())
     assert names == ["_shortlist.parquet", "compacted.parquet"], out
