@@ -124,6 +124,7 @@ def test_storage_unauthorised(tmp_path, capsys, monkeypatch):
 def test_location_joins_and_shows_uris():
     loc = storage.open_location("s3://bkt/a/?region=us-east-1") / "b"
     assert (loc.path, loc.uri, loc.local) == ("bkt/a/b", "s3://bkt/a/b", False)
+    assert str(loc / "c") == "s3://bkt/a/b/c?region=us-east-1"  # reopenable: options kept
     local = storage.open_location("file:///tmp/x") / "y"
     assert (local.path, local.local, local.filesystem) == ("/tmp/x/y", True, None)
 
