@@ -16,8 +16,8 @@ import yaml
 from study import names, storage
 from study.cli import main
 from study.config import ConfigError
-from study.spec import load_spec, with_trials
 from study.driver import study_spec
+from study.spec import load_spec, with_trials
 
 DEMO = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
 STAMP = r"demo-\d{8}-\d{6}"
