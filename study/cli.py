@@ -21,7 +21,8 @@ from study.yamlio import YAMLRefused, load_yaml
 USER_ERROR = 2
 EXAMPLES = {  # each command's --help ends with these
     "run": """examples:
-  study run search_spaces/demo.yaml --name auto --trials 4 --set train.epochs=2 -v
+  study run search_spaces/demo.yaml --name auto --trials 4 -v \\
+    --set train.epochs=2 --set 'train.milestones=[1]'
   study run search_spaces/demo.yaml --name auto       # a new study in studies/demo/
   CIFAR10_DIR=/data/cifar10 study run search_spaces/cifar10_cpu.yaml --address auto
   study run search_spaces/paper_cifar10.yaml --storage s3://bucket/studies --address HOST:6379""",

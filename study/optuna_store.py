@@ -104,13 +104,16 @@ class TaggedSearch(OptunaSearch):
     holds finished are left as they are. A draw that repeats an earlier trial's parameters
     exactly (`twin`) is told at once — the earlier values when it has them, failed while it
     runs — tagged `duplicate_of`, and the sampler draws again (at most REDRAWS times), so a
-    parameter-free method runs once per seed; `redraw_repeats = False` turns this off (a grid)."""
+    parameter-free method runs once per seed; `redraw_repeats = False` turns this off (a grid).
+    The spec's `search.points` run as given, repeats included (`points` counts those left)."""
 
     redraw_repeats = True
+    points = 0  # search.points not yet asked for: Optuna hands them out first, in order
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         params = super().suggest(trial_id)
-        for _ in range(REDRAWS if self.redraw_repeats else 0):
+        given, self.points = self.points > 0, max(self.points - 1, 0)
+        for _ in range(REDRAWS if self.redraw_repeats and not given else 0):
             trial = self._ot_trials.get(trial_id)
             earlier = None if trial is None else twin(self._ot_study, trial)
             if earlier is None:

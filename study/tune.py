@@ -151,6 +151,7 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
         storage=storage,
     )
     searcher.redraw_repeats = spec.sampler != "grid"  # a grid's points are distinct already
+    searcher.points = len(spec.search.points)
     asha = spec.search.asha
     epochs = spec.trial_config(next(spec.corner_params())).train.epochs
     scheduler = (

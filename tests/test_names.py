@@ -25,7 +25,13 @@ STAMP = r"demo-\d{8}-\d{6}"
 
 def args(root: Path, name: str | None = None, resume: bool = False, trials: int | None = None):
     return argparse.Namespace(
-        spec=DEMO, sets=[], name=name, resume=resume, storage=str(root), trials=trials
+        spec=DEMO,
+        sets=[],
+        name=name,
+        resume=resume,
+        storage=str(root),
+        trials=trials,
+        address=None,
     )
 
 

@@ -191,7 +191,7 @@ def test_mlflow_logger_writes_a_run_per_trial_in_the_study_dir(study):
 
 STATUS = re.compile(
     r"^\[\d+:\d\d:\d\d\] (\d+) running, (\d+) done, (\d+) errored of (\d+)"
-    r"(?: \| best val_acc ([\d.]+) \(\w+\) val_cal_ece ([\d.]+) \(\w+\))?"
+    r"(?: \| best \(last epoch\) val_acc ([\d.]+) \(\w+\) val_cal_ece ([\d.]+) \(\w+\))?"
     r"(?: \| ~\d+:\d\d:\d\d left)?$"
 )
 
@@ -203,9 +203,10 @@ def test_live_status_in_a_captured_log(study):
     final = status[-1].groups()
     assert final[:4] == ("0", str(TRIALS), "0", str(TRIALS))
     df = study["df"]
-    assert float(final[4]) == pytest.approx(df.val_acc.max(), abs=1e-4)
-    assert float(final[5]) == pytest.approx(df.val_cal_ece.min(), abs=1e-4)
-    assert sum(line.endswith(" finished") for line in out) == TRIALS
+    last = df[df.epoch == df.groupby("trial_id").epoch.transform("max")]  # best = last epoch
+    assert float(final[4]) == pytest.approx(last.val_acc.max(), abs=1e-4)
+    assert float(final[5]) == pytest.approx(last.val_cal_ece.min(), abs=1e-4)
+    assert sum(" finished: val_acc " in line for line in out) == TRIALS
     assert not any(" | epoch " in line for line in out)  # per-epoch lines only with -v
     log = (study["dir"] / "study.log").read_text().splitlines()
     assert sum(" | epoch " in line for line in log) == TRIALS * 2  # …and always in the log
