@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -137,3 +137,32 @@ def pair_diffs(df: pd.DataFrame, metric: str, variant: str, reference: str) -> p
     sub = sub.assign(variant=sub["variant"].astype(str))
     diffs = stats.paired_differences(sub, metric, baseline=reference)
     return diffs.assign(cell=variant)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One claim's verdict, the reason in words, its tests and the per-cell evidence."""
+
+    claim: str  # "C1" … "C4"
+    statement: str
+    verdict: str  # supported | contradicted | inconclusive
+    reason: str
+    comparisons: tuple[Comparison, ...] = ()  # the decided tests (one per half)
+    evidence: tuple[Comparison, ...] = ()  # per dataset and variant, not decided
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The claims' verdicts, the pitfall per variant, notes and warnings, the test-set size."""
+
+    claims: tuple[Finding, ...]
+    pitfall: tuple[Comparison, ...]  # calibrated ECE (and ACE, …) − ERM's, every other variant
+    warnings: tuple[str, ...]
+    test_samples: int | None  # one sample is 100 / test_samples points of accuracy
+    searched: tuple[str, ...] = field(default=())  # methods shown by their best trial
+    notes: tuple[str, ...] = field(default=())  # noise floor, selection
+    family: int = 0  # comparisons Holm's correction ran over
+
+    def verdicts(self) -> dict[str, str]:
+        """{"C1": "supported", …}."""
+        return {f.claim: f.verdict for f in self.claims}

@@ -21,18 +21,27 @@ also checked for every variant other than ERM, by every measure of calibration t
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from analysis import evidence, findings_claims, stats, trials
 from analysis import findings_checks as checks
-from analysis.evidence import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Comparison
+from analysis.evidence import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Comparison, Finding, Findings
+from analysis.findings_render import markdown  # the report's Findings section
 from analysis.variants import BASELINE, get_metric
 from study.results import STATUS_OK
 
-__all__ = ["CONTRADICTED", "INCONCLUSIVE", "SUPPORTED", "Comparison", "Finding", "assess"]
+__all__ = [
+    "CONTRADICTED",
+    "INCONCLUSIVE",
+    "SUPPORTED",
+    "Comparison",
+    "Finding",
+    "Findings",
+    "assess",
+    "markdown",
+]
 
 COLUMNS = [  # what `assess` reads, besides the label keys `load_results` always gives
     *("seed", "epochs", "status", "constraint", "config_json", "val_acc", "val_cal_ece"),
@@ -56,41 +65,6 @@ CLAIMS_VS_ERM = [  # claim, statement, metric, sign of (mixup − ERM) the claim
         +1.0,
     ),
 ]
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One claim's verdict, the reason in words, its tests and the per-cell evidence."""
-
-    claim: str  # "C1" … "C4"
-    statement: str
-    verdict: str  # supported | contradicted | inconclusive
-    reason: str
-    comparisons: tuple[Comparison, ...] = ()  # the decided tests (one per half)
-    evidence: tuple[Comparison, ...] = ()  # per dataset and variant, not decided
-
-
-@dataclass(frozen=True)
-class Findings:
-    """The claims' verdicts, the pitfall per variant, notes and warnings, the test-set size."""
-
-    claims: tuple[Finding, ...]
-    pitfall: tuple[Comparison, ...]  # calibrated ECE (and ACE, …) − ERM's, every other variant
-    warnings: tuple[str, ...]
-    test_samples: int | None  # one sample is 100 / test_samples points of accuracy
-    searched: tuple[str, ...] = field(default=())  # methods shown by their best trial
-    notes: tuple[str, ...] = field(default=())  # noise floor, selection
-    family: int = 0  # comparisons Holm's correction ran over
-
-    def verdicts(self) -> dict[str, str]:
-        """{"C1": "supported", …}."""
-        return {f.claim: f.verdict for f in self.claims}
-
-    def to_markdown(self) -> str:
-        """The report's Findings section."""
-        from analysis.findings_render import markdown
-
-        return markdown(self)
 
 
 def assess(df: pd.DataFrame, search: trials.Search | None = None) -> Findings:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from analysis import render
+from analysis.evidence import Comparison, Findings
 from analysis.variants import PERCENT, get_metric
-
-if TYPE_CHECKING:
-    from analysis.evidence import Comparison
-    from analysis.findings import Findings
 
 PITFALL_WORDS = {  # a pitfall comparison's verdict, in words
     "supported": "above ERM: the pitfall",

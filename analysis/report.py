@@ -144,7 +144,7 @@ def build_report(
     view = trials.collapse_searched(unique, search)
     say("findings")
     title = f"# Results report: study {_names(all_rows['study'])}"
-    parts = [title, findings.assess(chosen, search).to_markdown()]
+    parts = [title, findings.markdown(findings.assess(chosen, search))]
     parts += [
         _coverage(results, files, all_rows, view) + _skipped(read.skipped),
         _searched(view, unique, search),

@@ -1,7 +1,6 @@
 """Spec validation on load (unknown names, wrong types, empty choices, impossible bounds,
-objectives no trial reports) and the resolved space that `study validate` prints.
-
-Split from study.spec, which imports these lazily (they need its types)."""
+objectives no trial reports): the checks `study.spec.parse_spec` runs on the StudySpec
+(`study.spec_model`) it builds."""
 
 from __future__ import annotations
 
@@ -9,13 +8,20 @@ import importlib.util
 import math
 import re
 import typing
-from collections.abc import Iterator
 from typing import Any
 
 from study import credentials
 from study.config import SECTIONS, ConfigError, coerce
 from study.limits import check_milestones, milestones_given
-from study.spec import LOGGERS, OBJECTIVE_METRICS, SAMPLERS, Axis, Param, StudySpec, value_label
+from study.spec_model import (
+    LOGGERS,
+    OBJECTIVE_METRICS,
+    SAMPLERS,
+    Axis,
+    Param,
+    StudySpec,
+    value_label,
+)
 
 
 def field_hint(dotted: str) -> Any:
@@ -220,41 +226,3 @@ def _check_trials(spec: StudySpec) -> None:
                 f"runtime.device={device} needs resources.gpu > 0 (Ray hides GPUs from trials "
                 "that ask for none)"
             )
-
-
-def describe_lines(spec: StudySpec) -> Iterator[str]:
-    s, r, t = spec.search, spec.resources, spec.tune
-    goals = ", ".join(f"{o.metric} ({o.mode})" for o in s.objectives)
-    asha = f", ASHA (grace {s.asha.grace_period})" if s.asha else ""
-    yield f"study {spec.name}: Optuna {spec.sampler}, {spec.num_trials} trials{asha}; {goals}"
-    yield from [f"  {spec.description.strip()}"] if spec.description else []
-    yield "fixed settings:"
-    for section, values in spec.fixed.items():
-        yield f"  {section}: " + ", ".join(f"{k}={value_label(v)}" for k, v in values.items())
-    yield from ["space:"] if spec.space else []
-    for p in spec.space:
-        dist = (
-            {
-                "choices": f"one of {', '.join(map(value_label, p.choices))}",
-                "float": f"float in [{p.low}, {p.high}]",
-                "int": f"int in [{p.low}, {p.high}]",
-            }[p.kind]
-            + (" log" if p.log else "")
-            + (f" step {p.step}" if p.step else "")
-        )
-        cond = "".join(f"  when {n} in {', '.join(map(value_label, v))}" for n, v in p.when)
-        yield f"  {p.name:<20} {dist}{cond}"
-    for point in s.points:
-        yield "  first: " + ", ".join(f"{k}={value_label(v)}" for k, v in point.items())
-    yield from [f"grid ({spec.num_trials} points, the cross product of):"] if spec.grid else []
-    for a in spec.grid:
-        one_line = " | ".join(a.labels)
-        many = "".join(f"\n    {label}" for label in a.labels)
-        yield f"  {a.name:<20} " + (one_line if len(one_line) < 60 else f"{len(a.labels)}:{many}")
-    at_once = t.max_concurrent_trials or "as many as fit"
-    yield (
-        f"per trial: {r.cpu:g} CPU, {r.gpu:g} GPU; at once: {at_once}; retries: "
-        f"{t.max_failures}; checkpoint every {t.checkpoint_every} epochs, keep {t.keep_checkpoints}"
-    )
-    yield f"Optuna storage: {s.storage or 'sqlite:///{study_dir}/optuna.db (default)'}"
-    yield from [f"loggers: {', '.join(t.loggers)}"] if t.loggers else []

@@ -79,7 +79,7 @@ def test_one_seed_is_inconclusive_with_the_reason(tmp_path):
     assert set(result.verdicts().values()) == {INCONCLUSIVE}
     assert all(f.reason.startswith("one replicate") for f in result.claims)
     assert any(w.startswith("One replicate") for w in result.warnings)
-    text = result.to_markdown()
+    text = findings.markdown(result)
     assert "| C1 | mixup lowers the raw ECE compared with ERM | **inconclusive** | one rep" in text
 
 
@@ -101,7 +101,7 @@ def test_the_pitfall_is_checked_for_every_variant(tmp_path):
     }
     means = {c.variant: c.mean for c in result.pitfall}
     assert means["CutMix"] == pytest.approx(-0.004, abs=0.001)
-    text = result.to_markdown()
+    text = findings.markdown(result)
     assert re.search(
         r"\| cifar10 \| CutMix \| -0\.\d\d \| \[-0\.\d\d, -0\.\d\d\] \| \S+ \| 20 \| 10 "
         r"\| \d+ \| below ERM \|",
@@ -131,7 +131,7 @@ def test_the_pitfall_by_each_measure_the_rows_have(tmp_path):
         "test_cal_ece_debiased",
         "test_cal_ace",
     }  # no smECE
-    text = result.to_markdown()
+    text = findings.markdown(result)
     assert re.search(r"\| Calibrated ACE \| cifar10 \| CutMix \| \+1\.\d\d .* the pitfall \|", text)
     out = report.build_report(directory, tmp_path / "out")
     assert "### Calibrated ECE (%)" in out.read_text()
