@@ -48,7 +48,7 @@ def study(tmp_path_factory) -> dict:
             "trials": TRIALS,
             "seed": 3,
             "objectives": GOALS,
-            "points": [{"method.name": "mit_a"}],  # at least one trial with α and a margin
+            "points": [{"method.name": "mit_a"}, {"method.name": "erm"}],  # margin and none
         },
         "space": {
             "method.name": ["erm", "mit_a"],
@@ -87,10 +87,41 @@ def test_optuna_storage_has_names_and_tags_matching_the_parquet_files(study):
     assert {t.user_attrs["tune_trial_id"] for t in s.trials} == set(last.index)
     for t in s.trials:
         tid = t.user_attrs["tune_trial_id"]
-        assert (d / t.user_attrs["results_file"]) == d / "results" / f"{tid}.parquet"
+        assert (d / t.user_attrs["results"]).is_dir()
         assert t.user_attrs["status"] == last.loc[tid, "status"] == "ok"
         assert t.values == pytest.approx([last.loc[tid, "val_acc"], last.loc[tid, "val_cal_ece"]])
     assert f"optuna-dashboard sqlite:///{d / 'optuna.db'}" in study["out"]
+
+
+def test_every_trials_rows_tag_reads_its_rows_after_and_before_compaction(study, tmp_path):
+    """The `rows` tag, run as written, gives exactly its trial's rows: on the study as it ended
+    (compacted file + shortlist) and on the same rows as per-trial files (a running study)."""
+    d, df = study["dir"], study["df"]
+    running = tmp_path / "running"
+    (running / "results").mkdir(parents=True)
+    for tid, rows in df.groupby("trial_id"):
+        rows.to_parquet(running / "results" / f"{tid}.parquet", index=False)
+    s = optuna.load_study(study_name="tools", storage=f"sqlite:///{d / 'optuna.db'}")
+    for t in s.trials:
+        tid, line = t.user_attrs["tune_trial_id"], t.user_attrs["rows"]
+        want = df[df.trial_id == tid].sort_values("epoch").reset_index(drop=True)
+        assert len(want) == 2
+        for where in (d, running):
+            got = eval(line.replace(str(d), str(where)), {"pd": pd})  # the tag as a user runs it
+            got = got.sort_values("epoch").reset_index(drop=True)
+            pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+
+
+def test_multi_objective_trials_carry_per_epoch_values(study):
+    """Optuna refuses intermediate values with two objectives: each trial's `curve.<metric>`
+    user attrs hold them by epoch instead, equal to the Parquet rows."""
+    d, df = study["dir"], study["df"]
+    s = optuna.load_study(study_name="tools", storage=f"sqlite:///{d / 'optuna.db'}")
+    for t in s.trials:
+        rows = df[df.trial_id == t.user_attrs["tune_trial_id"]].sort_values("epoch")
+        assert t.intermediate_values == {}
+        for metric in ("val_acc", "val_cal_ece"):
+            assert t.user_attrs[f"curve.{metric}"] == pytest.approx(rows[metric].tolist())
 
 
 class _Quiet(WSGIRequestHandler):
@@ -125,6 +156,8 @@ def test_optuna_dashboard_serves_the_study_on_loopback(study):
     tags = [{a["key"]: a["value"] for a in t["user_attrs"]} for t in trials]
     assert {t["tune_trial_id"] for t in tags} == set(study["df"].trial_id)
     assert all(t["status"] == "ok" for t in tags)
+    assert all(json.loads(t["curve.val_acc"]) and t["rows"] for t in tags)  # shown as text
+    assert not detail["has_intermediate_values"]  # its learning-curve plot stays empty
 
 
 def _mit(study) -> pd.DataFrame:
@@ -151,7 +184,6 @@ def test_tensorboard_logger_writes_scalars_and_hparams(study):
     if "tensorboard" not in LOGGERS:
         pytest.skip("tensorboard (the event reader) is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams import plugin_data_pb2
 
     rows = _mit(study)
     (events,) = glob.glob(str(study["dir"] / "tune" / rows.trial_id.iloc[0] / "events.*"))
@@ -161,11 +193,49 @@ def test_tensorboard_logger_writes_scalars_and_hparams(study):
         logged = [(e.step, e.value) for e in acc.Scalars(f"ray/tune/{metric}")]
         assert [s for s, _ in logged] == [1, 2]
         assert [v for _, v in logged] == pytest.approx(rows[metric].tolist(), rel=1e-6)
-    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    hp = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    hp = _hparams(acc, "session_start_info").session_start_info.hparams
     assert hp["method.name"].string_value == "mit_a"
     assert hp["method.alpha"].number_value == pytest.approx(rows.alpha.iloc[0])
     assert hp["method.margin"].number_value == pytest.approx(rows.margin.iloc[0])
+
+
+def _hparams(acc, tag: str):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = acc.PluginTagToContent("hparams")[f"_hparams_/{tag}"]
+    return plugin_data_pb2.HParamsPluginData.FromString(content)
+
+
+SEARCHED = {"method.name": "STRING", "method.alpha": "FLOAT64", "method.margin": "FLOAT64"}
+
+
+def test_tensorboard_hparams_name_every_searched_parameter_in_every_trial(study):
+    """TensorBoard's table takes its columns from one run's experiment tag, picked arbitrarily:
+    every trial declares all searched parameters with the spec's types, and its session names
+    each one, "none" where its method has none (ERM: α and margin)."""
+    if "tensorboard" not in LOGGERS:
+        pytest.skip("tensorboard (the event reader) is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2
+
+    last = last_rows(study["df"])
+    assert set(last.method) == {"erm", "mit_a"}
+    for tid, row in last.iterrows():
+        (events,) = glob.glob(str(study["dir"] / "tune" / tid / "events.*"))
+        acc = EventAccumulator(events)
+        acc.Reload()
+        infos = _hparams(acc, "experiment").experiment.hparam_infos
+        assert {i.name: api_pb2.DataType.Name(i.type) for i in infos} == {
+            k: f"DATA_TYPE_{v}" for k, v in SEARCHED.items()
+        }
+        hp = _hparams(acc, "session_start_info").session_start_info.hparams
+        assert set(hp) == set(SEARCHED)
+        assert hp["method.name"].string_value == row.method
+        for name in ("method.alpha", "method.margin"):
+            if row.method == "erm":
+                assert hp[name].string_value == "none"
+            else:
+                assert hp[name].number_value == pytest.approx(row[name.split(".")[1]])
 
 
 def test_mlflow_logger_writes_a_run_per_trial_in_the_study_dir(study):
