@@ -19,6 +19,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import optuna
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import ray
 import yaml
@@ -99,8 +101,10 @@ def test_every_trials_rows_tag_reads_its_rows_after_and_before_compaction(study,
     d, df = study["dir"], study["df"]
     running = tmp_path / "running"
     (running / "results").mkdir(parents=True)
-    for tid, rows in df.groupby("trial_id"):
-        rows.to_parquet(running / "results" / f"{tid}.parquet", index=False)
+    table = pq.read_table(d / "results" / "compacted.parquet")  # the results schema
+    for tid in df.trial_id.unique():  # one file per trial, as the running study wrote them
+        part = table.filter(pc.equal(table["trial_id"], tid))
+        pq.write_table(part, running / "results" / f"{tid}.parquet")
     s = optuna.load_study(study_name="tools", storage=f"sqlite:///{d / 'optuna.db'}")
     for t in s.trials:
         tid, line = t.user_attrs["tune_trial_id"], t.user_attrs["rows"]
@@ -238,6 +242,44 @@ def test_tensorboard_hparams_name_every_searched_parameter_in_every_trial(study)
                 assert hp[name].number_value == pytest.approx(row[name.split(".")[1]])
 
 
+ANY = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+
+def test_tensorboard_serves_the_margin_column_for_every_trial(study):
+    """TensorBoard itself (on loopback, what its hparams table asks for) lists every searched
+    parameter as a column and gives each trial a value in it."""
+    if "tensorboard" not in LOGGERS:
+        pytest.skip("tensorboard is not installed")
+    from tensorboard import program
+
+    board = program.TensorBoard()
+    logdir = str(study["dir"] / "tune")
+    board.configure(argv=[None, "--logdir", logdir, "--host", "127.0.0.1", "--port", "0"])
+    base = board.launch() + "data/plugin/hparams/"
+
+    def post(path: str, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        request = urllib.request.Request(base + path, data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.load(r)
+
+    groups: list = []
+    for _ in range(120):  # until it has read every trial's events (it loads in the background)
+        infos = post("experiment", {"experimentName": ""}).get("hparamInfos", [])
+        if len(infos) == len(SEARCHED):
+            cols = [{"hparam": i["name"]} for i in infos]
+            body = {"colParams": cols, "startIndex": 0, "sliceSize": 100, "allowedStatuses": ANY}
+            groups = post("session_groups", body).get("sessionGroups", [])
+            if len(groups) == TRIALS:
+                break
+        threading.Event().wait(0.5)
+    assert {i["name"] for i in infos} == set(SEARCHED)
+    assert len(groups) == TRIALS
+    assert all(set(g["hparams"]) == set(SEARCHED) for g in groups)
+    margins = [g["hparams"]["method.margin"] for g in groups]
+    assert "none" in margins and any(isinstance(m, float) for m in margins)
+
+
 def test_mlflow_logger_writes_a_run_per_trial_in_the_study_dir(study):
     if "mlflow" not in LOGGERS:
         pytest.skip("mlflow is not installed")
@@ -261,7 +303,7 @@ def test_mlflow_logger_writes_a_run_per_trial_in_the_study_dir(study):
 
 STATUS = re.compile(
     r"^\[\d+:\d\d:\d\d\] (\d+) running, (\d+) done, (\d+) errored of (\d+)"
-    r"(?: \| best val_acc ([\d.]+) \(\w+\) val_cal_ece ([\d.]+) \(\w+\))?"
+    r"(?: \| best \(last epoch\) val_acc ([\d.]+) \(\w+\) val_cal_ece ([\d.]+) \(\w+\))?"
     r"(?: \| ~\d+:\d\d:\d\d left)?$"
 )
 
@@ -273,9 +315,10 @@ def test_live_status_in_a_captured_log(study):
     final = status[-1].groups()
     assert final[:4] == ("0", str(TRIALS), "0", str(TRIALS))
     df = study["df"]
-    assert float(final[4]) == pytest.approx(df.val_acc.max(), abs=1e-4)
-    assert float(final[5]) == pytest.approx(df.val_cal_ece.min(), abs=1e-4)
-    assert sum(line.endswith(" finished") for line in out) == TRIALS
+    last = last_rows(df)  # the best over each trial's last epoch
+    assert float(final[4]) == pytest.approx(last.val_acc.max(), abs=1e-4)
+    assert float(final[5]) == pytest.approx(last.val_cal_ece.min(), abs=1e-4)
+    assert sum(" finished: val_acc " in line for line in out) == TRIALS
     assert not any(" | epoch " in line for line in out)  # per-epoch lines only with -v
     log = (study["dir"] / "study.log").read_text().splitlines()
     assert sum(" | epoch " in line for line in log) == TRIALS * 2  # …and always in the log
