@@ -254,12 +254,14 @@ def test_tensorboard_serves_the_margin_column_for_every_trial(study):
 
     board = program.TensorBoard()
     logdir = str(study["dir"] / "tune")
-    board.configure(argv=[None, "--logdir", logdir, "--host", "127.0.0.1", "--port", "0"])
+    argv = ["--logdir", logdir, "--host", "127.0.0.1", "--port", "0", "--load_fast", "false"]
+    board.configure(argv=[None, *argv])
     base = board.launch() + "data/plugin/hparams/"
 
     def post(path: str, body: dict) -> dict:
         data = json.dumps(body).encode()
-        request = urllib.request.Request(base + path, data=data, method="POST")
+        headers = {"Content-Type": "application/json", "X-TensorBoard-Feature-Flags": "{}"}
+        request = urllib.request.Request(base + path, data=data, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=30) as r:
             return json.load(r)
 
