@@ -149,7 +149,8 @@ class TaggedSearch(OptunaSearch):
         trial restored from an earlier checkpoint need not share): `Trial.report` with one
         objective; with several, which `report` refuses, the user attrs `curve.<metric>`. None
         for a trial the storage already holds finished (`_tag`: a resumed study re-reports
-        epochs of trials told before the crash); a re-reported epoch replaces nothing."""
+        epochs of trials told before the crash). An epoch reported again (a resumed trial):
+        `Trial.report` keeps a value this searcher already holds for it, the curve the new one."""
         trial = self._ot_trials.get(trial_id)
         epoch = result.get("epoch")
         if trial is None or trial_id in self._completed_trials or epoch is None:

@@ -3,9 +3,11 @@ not trained twice (study.optuna_store.twin, what TaggedSearch draws again for)."
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
+from wsgiref.util import setup_testing_defaults
 
 import optuna
 
@@ -83,6 +85,27 @@ def test_one_objective_reports_each_epoch_at_its_epoch_also_after_a_resume(tmp_p
     trial = stored(tmp_path)
     assert trial.intermediate_values == {1: 0.5, 2: 0.6, 3: 0.7}
     assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 0.7
+    (served,) = dashboard(tmp_path)["trials"]  # what its learning-curve plot draws
+    assert [(v["step"], v["value"]) for v in served["intermediate_values"]] == [
+        (1, 0.5),
+        (2, 0.6),
+        (3, 0.7),
+    ]
+
+
+def dashboard(tmp_path: Path) -> dict:
+    """The study as optuna-dashboard's API serves it (its WSGI app, called in-process)."""
+    from optuna_dashboard import wsgi
+
+    app = wsgi(optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db"))
+
+    def get(path: str) -> dict:
+        environ: dict = {"PATH_INFO": path, "REQUEST_METHOD": "GET"}
+        setup_testing_defaults(environ)
+        return json.loads(b"".join(app(environ, lambda *status_headers: None)))
+
+    (summary,) = get("/api/studies")["study_summaries"]
+    return get(f"/api/studies/{summary['study_id']}")
 
 
 def test_several_objectives_keep_each_epoch_as_a_curve_attr_also_after_a_resume(tmp_path):
