@@ -14,8 +14,8 @@ out) and the trial's Optuna parameters as its parameters (`method.name`, `method
   `"none"` where its method has none (ERM's α), and every trial declares the same columns, typed
   from the spec: TensorBoard's hparams table takes its columns from one run's declaration, picked
   arbitrarily, so Ray's own per-trial declaration (only that trial's parameters) lost
-  `method.margin` whenever the run picked was not MIT's. Not NaN: TensorBoard's JSON refuses it
-  and the whole table fails;
+  `method.margin` whenever the run picked was not MIT's. "none", not NaN: TensorBoard serves a
+  NaN hparam as no value (its JSON cannot carry NaN), a blank cell;
 - mlflow: one run per trial (MLflowLoggerCallback) in the experiment named after the study, in
   `sqlite:///<study_dir>/mlflow.db` unless `MLFLOW_TRACKING_URI` names another store (MLflow 3
   refuses its old `./mlruns` file store): `mlflow ui --backend-store-uri sqlite:///…/mlflow.db`.

@@ -1,7 +1,9 @@
 """The tools researchers already use, on one tiny study (one local Ray instance, 3 trials × 2
-epochs): the Optuna storage in the study directory (objective names, each trial tagged with its
-Tune trial id, Parquet file and final status), optuna-dashboard serving it on loopback, Tune's
-CSV / TensorBoard / MLflow loggers read back, and the live status in a captured log."""
+epochs, ERM and MIT-A): the Optuna storage in the study directory (objective names; each trial
+tagged with its Tune trial id, a pandas line reading its rows, before and after compaction, and
+its final status; its per-epoch values), optuna-dashboard serving it on loopback, Tune's CSV /
+TensorBoard / MLflow loggers read back (TensorBoard's hparams served with every searched
+parameter), and the live status in a captured log."""
 
 from __future__ import annotations
 
