@@ -10,7 +10,12 @@ out) and the trial's Optuna parameters as its parameters (`method.name`, `method
   constraint, seed) are added as columns;
 - tensorboard: `<study_dir>/tune/<trial_id>/events.out.tfevents.*` (TBXLoggerCallback),
   scalars `ray/tune/<metric>` per epoch and the parameters as hparams when a trial ends:
-  `tensorboard --logdir <study_dir>/tune`;
+  `tensorboard --logdir <study_dir>/tune`. Every trial's hparams name every searched parameter,
+  `"none"` where its method has none (ERM's α), and every trial declares the same columns, typed
+  from the spec: TensorBoard's hparams table takes its columns from one run's declaration, picked
+  arbitrarily, so Ray's own per-trial declaration (only that trial's parameters) lost
+  `method.margin` whenever the run picked was not MIT's. "none", not NaN: TensorBoard serves a
+  NaN hparam as no value (its JSON cannot carry NaN), a blank cell;
 - mlflow: one run per trial (MLflowLoggerCallback) in the experiment named after the study, in
   `sqlite:///<study_dir>/mlflow.db` unless `MLFLOW_TRACKING_URI` names another store (MLflow 3
   refuses its old `./mlruns` file store): `mlflow ui --backend-store-uri sqlite:///…/mlflow.db`.
@@ -26,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 from ray.air.integrations.mlflow import MLflowLoggerCallback  # imports mlflow only when used
 from ray.tune.logger import CSVLoggerCallback, TBXLoggerCallback
+from ray.tune.utils import flatten_dict
 
 from study.results import COLUMNS
 
@@ -33,6 +39,7 @@ IDENTITY = ("method", "alpha", "margin", "constraint", "seed")  # row columns na
 METRICS = tuple(  # the row's numeric per-epoch columns
     name for name, dtype, _ in COLUMNS if dtype == pa.float64() and name not in IDENTITY
 )
+NONE = "none"  # a searched parameter's hparam where the trial's method has none
 KEPT = ("training_iteration", "time_total_s", "timestamp", "trial_id", "config")  # Tune's keys
 
 
@@ -56,7 +63,25 @@ class StudyCSV(CSVLoggerCallback):
 
 
 class StudyTensorBoard(TBXLoggerCallback):
-    """Tune's TensorBoard (tensorboardX) logger over `epoch_view`."""
+    """Tune's TensorBoard (tensorboardX) logger over `epoch_view`, with every searched
+    parameter (`searched`: name and kind, float | int | choices) in every trial's hparams."""
+
+    def __init__(self, params: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__()
+        self.params = params
+
+    def _try_log_hparams(self, trial: Any, result: dict) -> None:
+        """Ray's hparams step (called as a trial ends), over all searched parameters."""
+        from tensorboardX.summary import hparams
+
+        flat = flatten_dict(trial.evaluated_params, delimiter=".")
+        given = {k: _plain(v) for k, v in flat.items()}
+        values = {name: given.get(name, NONE) for name, _ in self.params} | given
+        typed = {name: (0.0 if kind in ("float", "int") else NONE) for name, kind in self.params}
+        experiment, _, _ = hparams(hparam_dict=typed | given, metric_dict=result)
+        _, start, end = hparams(hparam_dict=values, metric_dict=result)
+        for summary in (experiment, start, end):
+            self._trial_writer[trial].file_writer.add_summary(summary)
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         super().log_trial_result(iteration, trial, epoch_view(result))
@@ -69,18 +94,35 @@ class StudyMLflow(MLflowLoggerCallback):
         super().log_trial_result(iteration, trial, epoch_view(result))
 
 
+def _plain(value: Any) -> Any:
+    """An hparam value tensorboardX writes: numpy scalars as Python, others as text."""
+    value = value.item() if hasattr(value, "item") else value
+    return value if isinstance(value, (str, bool, int, float)) else str(value)
+
+
+def searched(spec: Any) -> tuple[tuple[str, str], ...]:
+    """The searched parameters of a spec, (name, kind): the space's, or a grid's axes (their
+    labels are text)."""
+    return tuple((a.name, "choices") for a in spec.grid) + tuple(
+        (p.name, p.kind) for p in spec.space
+    )
+
+
 def _mlflow(study_dir: Path, study: str) -> StudyMLflow:
     uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{study_dir / 'mlflow.db'}"
     return StudyMLflow(tracking_uri=uri, experiment_name=study)
 
 
-FACTORIES: dict[str, Callable[[Path, str], Any]] = {  # names: study.spec.LOGGERS
-    "csv": lambda study_dir, study: StudyCSV(),
-    "tensorboard": lambda study_dir, study: StudyTensorBoard(),
-    "mlflow": _mlflow,
+FACTORIES: dict[str, Callable[[Path, str, tuple], Any]] = {  # names: study.spec.LOGGERS
+    "csv": lambda study_dir, study, params: StudyCSV(),
+    "tensorboard": lambda study_dir, study, params: StudyTensorBoard(params),
+    "mlflow": lambda study_dir, study, params: _mlflow(study_dir, study),
 }
 
 
-def make_loggers(names: tuple[str, ...], study_dir: Path, study: str) -> list[Any]:
-    """The Tune callbacks of `tune.loggers` (names checked when the spec loaded)."""
-    return [FACTORIES[n](study_dir, study) for n in names]
+def make_loggers(
+    names: tuple[str, ...], study_dir: Path, study: str, params: tuple[tuple[str, str], ...] = ()
+) -> list[Any]:
+    """The Tune callbacks of `tune.loggers` (names checked when the spec loaded); `params`:
+    the searched parameters (`searched`), each in every trial's TensorBoard hparams."""
+    return [FACTORIES[n](study_dir, study, params) for n in names]

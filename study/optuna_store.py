@@ -1,7 +1,12 @@
 """The study's Optuna storage, kept in its directory by default, and the tags that join it to
-the results: every Optuna trial carries its Tune trial id, its Parquet file and its final
-status, and the study names its objectives, so `optuna-dashboard` shows "val_acc" and
-"val_cal_ece" (not "Objective 0/1") and each of its trials can be found in `results/`.
+the results: every Optuna trial carries its Tune trial id, the results directory, a pandas
+line that reads its rows (`rows`: true before and after the study's end merges the per-trial
+files into `results/compacted.parquet`) and its final status, and the study names its
+objectives, so `optuna-dashboard` shows "val_acc" and "val_cal_ece" (not "Objective 0/1") and
+each of its trials can be found in `results/`. Per-epoch values: `Trial.report(value, epoch)`
+with one objective (the dashboard's intermediate-values plot); Optuna has no intermediate
+values for several objectives, so there each objective's values by epoch are the user attr
+`curve.<metric>` (a list, epoch 1 first).
 
 Default: SQLite, `<study_dir>/optuna.db`, chosen by measurement against a journal file
 (benchmarks/bench_optuna_storage.py, docs/study.md "Optuna storage"): both reopened after every
@@ -13,6 +18,7 @@ more per trial (~0.4 s against ~0.1 s), nothing beside a trial's minutes.
 
 from __future__ import annotations
 
+import math
 import shlex
 import shutil
 import sys
@@ -25,7 +31,8 @@ from optuna.storages import BaseStorage, RDBStorage
 from ray.tune.search.optuna import OptunaSearch
 
 DEFAULT_URL = "sqlite:///{study_dir}/optuna.db"  # the default storage, inside the study dir
-TAGS = ("tune_trial_id", "results_file", "status")  # user attrs of every Optuna trial
+TAGS = ("tune_trial_id", "results", "rows", "status")  # user attrs of every Optuna trial
+CURVE = "curve."  # + metric: per-epoch values of a multi-objective trial (user attr)
 REDRAWS = 20  # at most this many draws of a trial that repeats another (then it runs)
 
 
@@ -77,6 +84,14 @@ def dashboard_command(url: str | None, study_dir: Path) -> str:
     return f"{shlex.quote(program)} {shlex.quote(storage_url(url, study_dir))}"
 
 
+def rows_line(study_dir: str, trial_id: str) -> str:
+    """The `rows` tag: a pandas line that reads exactly `trial_id`'s rows from the study's
+    results directory, whether it holds per-trial files (running) or the compacted file (ended;
+    pyarrow skips the `_shortlist.parquet` beside it, as it skips every name starting `_`)."""
+    where = f"{study_dir.rstrip('/')}/results"
+    return f"pd.read_parquet({where!r}, filters=[('trial_id', '==', {trial_id!r})])"
+
+
 def twin(study: optuna.Study, trial: optuna.Trial) -> optuna.trial.FrozenTrial | None:
     """An earlier trial of `study` with exactly `trial`'s parameters, complete or still
     running: what a sampler draws again for a choice that brings no parameter of its own (ERM:
@@ -109,6 +124,7 @@ class TaggedSearch(OptunaSearch):
 
     redraw_repeats = True
     points = 0  # search.points not yet asked for: Optuna hands them out first, in order
+    study_dir = "."  # where the `rows` tag reads from (make_tuner sets the study's directory)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         params = super().suggest(trial_id)
@@ -127,14 +143,31 @@ class TaggedSearch(OptunaSearch):
             params = super().suggest(trial_id)
         trial = self._ot_trials.get(trial_id)
         if trial is not None and "tune_trial_id" not in trial.user_attrs:
-            _tag(trial, tune_trial_id=trial_id, results_file=f"results/{trial_id}.parquet")
+            rows = rows_line(self.study_dir, trial_id)
+            _tag(trial, tune_trial_id=trial_id, results="results/", rows=rows)
         return params
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Intermediate values; none for a trial the storage already holds finished (see
-        `_tag`: a resumed study re-reports epochs of trials told before the crash)."""
+        """Per-epoch values, step = the row's epoch (not Tune's iteration count, which a
+        trial restored from an earlier checkpoint need not share): `Trial.report` with one
+        objective; with several, which `report` refuses, the user attrs `curve.<metric>`. None
+        for a trial the storage already holds finished (`_tag`: a resumed study re-reports
+        epochs of trials told before the crash). An epoch reported again (a resumed trial):
+        `Trial.report` keeps a value this searcher already holds for it, the curve the new one."""
+        trial = self._ot_trials.get(trial_id)
+        epoch = result.get("epoch")
+        if trial is None or trial_id in self._completed_trials or epoch is None:
+            return
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = {m: float(result[m]) for m in metrics if result.get(m) is not None}
         try:
-            super().on_trial_result(trial_id, result)
+            if not isinstance(self.metric, list):
+                if self.metric in values:
+                    trial.report(values[self.metric], int(epoch))
+                return
+            attrs = trial.user_attrs
+            for metric, value in values.items():
+                trial.set_user_attr(CURVE + metric, curve(attrs.get(CURVE + metric), epoch, value))
         except optuna.exceptions.UpdateFinishedTrialError:
             pass
 
@@ -145,6 +178,15 @@ class TaggedSearch(OptunaSearch):
         if trial is not None and trial_id not in self._completed_trials:
             _tag(trial, status=final_status(result, error))
         super().on_trial_complete(trial_id, result=result, error=error)
+
+
+def curve(values: list | None, epoch: int, value: float) -> list:
+    """`values` (epoch 1 first) with `epoch`'s value set: appended, or put in its place when
+    a resumed trial reports an epoch again; a gap (never expected) is filled with None."""
+    out = list(values or [])
+    out += [None] * (int(epoch) - len(out))
+    out[int(epoch) - 1] = value if math.isfinite(value) else None
+    return out
 
 
 def _tag(trial: optuna.Trial, **attrs: str) -> None:

@@ -31,7 +31,7 @@ from ray.tune.schedulers import ASHAScheduler
 from study import cluster, credentials, names, start, storage
 from study import data as data_mod
 from study.config import ConfigError
-from study.loggers import make_loggers
+from study.loggers import make_loggers, searched
 from study.optuna_store import TaggedSearch, create_study, dashboard_command, study_storage
 from study.progress import LiveStatus
 from study.results import STATUS_OK, ResultsWriter
@@ -152,6 +152,7 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
     )
     searcher.redraw_repeats = spec.sampler != "grid"  # a grid's points are distinct already
     searcher.points = len(spec.search.points)
+    searcher.study_dir = study_dir.uri  # the `rows` tag's results directory (no query)
     asha = spec.search.asha
     epochs = spec.trial_config(next(spec.corner_params())).train.epochs
     scheduler = (
@@ -187,7 +188,7 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
             callbacks=[
                 Writer(results, spec.name, spec, fs),
                 LiveStatus(spec, home),
-                *make_loggers(t.loggers, home, spec.name),
+                *make_loggers(t.loggers, home, spec.name, searched(spec)),
             ],
             verbose=0,
         ),

@@ -1,7 +1,9 @@
 """The tools researchers already use, on one tiny study (one local Ray instance, 3 trials × 2
-epochs): the Optuna storage in the study directory (objective names, each trial tagged with its
-Tune trial id, Parquet file and final status), optuna-dashboard serving it on loopback, Tune's
-CSV / TensorBoard / MLflow loggers read back, and the live status in a captured log."""
+epochs, ERM and MIT-A): the Optuna storage in the study directory (objective names; each trial
+tagged with its Tune trial id, a pandas line reading its rows, before and after compaction, and
+its final status; its per-epoch values), optuna-dashboard serving it on loopback, Tune's CSV /
+TensorBoard / MLflow loggers read back (TensorBoard's hparams served with every searched
+parameter), and the live status in a captured log."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import optuna
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import ray
 import yaml
@@ -48,7 +52,7 @@ def study(tmp_path_factory) -> dict:
             "trials": TRIALS,
             "seed": 3,
             "objectives": GOALS,
-            "points": [{"method.name": "mit_a"}],  # at least one trial with α and a margin
+            "points": [{"method.name": "mit_a"}, {"method.name": "erm"}],  # margin and none
         },
         "space": {
             "method.name": ["erm", "mit_a"],
@@ -87,10 +91,43 @@ def test_optuna_storage_has_names_and_tags_matching_the_parquet_files(study):
     assert {t.user_attrs["tune_trial_id"] for t in s.trials} == set(last.index)
     for t in s.trials:
         tid = t.user_attrs["tune_trial_id"]
-        assert (d / t.user_attrs["results_file"]) == d / "results" / f"{tid}.parquet"
+        assert (d / t.user_attrs["results"]).is_dir()
         assert t.user_attrs["status"] == last.loc[tid, "status"] == "ok"
         assert t.values == pytest.approx([last.loc[tid, "val_acc"], last.loc[tid, "val_cal_ece"]])
     assert f"optuna-dashboard sqlite:///{d / 'optuna.db'}" in study["out"]
+
+
+def test_every_trials_rows_tag_reads_its_rows_after_and_before_compaction(study, tmp_path):
+    """The `rows` tag, run as written, gives exactly its trial's rows: on the study as it ended
+    (compacted file + shortlist) and on the same rows as per-trial files (a running study)."""
+    d, df = study["dir"], study["df"]
+    running = tmp_path / "running"
+    (running / "results").mkdir(parents=True)
+    table = pq.read_table(d / "results" / "compacted.parquet")  # the results schema
+    for tid in df.trial_id.unique():  # one file per trial, as the running study wrote them
+        part = table.filter(pc.equal(table["trial_id"], tid))
+        pq.write_table(part, running / "results" / f"{tid}.parquet")
+    s = optuna.load_study(study_name="tools", storage=f"sqlite:///{d / 'optuna.db'}")
+    for t in s.trials:
+        tid, line = t.user_attrs["tune_trial_id"], t.user_attrs["rows"]
+        want = df[df.trial_id == tid].sort_values("epoch").reset_index(drop=True)
+        assert len(want) == 2
+        for where in (d, running):
+            got = eval(line.replace(str(d), str(where)), {"pd": pd})  # the tag as a user runs it
+            got = got.sort_values("epoch").reset_index(drop=True)
+            pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+
+
+def test_multi_objective_trials_carry_per_epoch_values(study):
+    """Optuna refuses intermediate values with two objectives: each trial's `curve.<metric>`
+    user attrs hold them by epoch instead, equal to the Parquet rows."""
+    d, df = study["dir"], study["df"]
+    s = optuna.load_study(study_name="tools", storage=f"sqlite:///{d / 'optuna.db'}")
+    for t in s.trials:
+        rows = df[df.trial_id == t.user_attrs["tune_trial_id"]].sort_values("epoch")
+        assert t.intermediate_values == {}
+        for metric in ("val_acc", "val_cal_ece"):
+            assert t.user_attrs[f"curve.{metric}"] == pytest.approx(rows[metric].tolist())
 
 
 class _Quiet(WSGIRequestHandler):
@@ -125,6 +162,8 @@ def test_optuna_dashboard_serves_the_study_on_loopback(study):
     tags = [{a["key"]: a["value"] for a in t["user_attrs"]} for t in trials]
     assert {t["tune_trial_id"] for t in tags} == set(study["df"].trial_id)
     assert all(t["status"] == "ok" for t in tags)
+    assert all(json.loads(t["curve.val_acc"]) and t["rows"] for t in tags)  # shown as text
+    assert not detail["has_intermediate_values"]  # its learning-curve plot stays empty
 
 
 def _mit(study) -> pd.DataFrame:
@@ -151,7 +190,6 @@ def test_tensorboard_logger_writes_scalars_and_hparams(study):
     if "tensorboard" not in LOGGERS:
         pytest.skip("tensorboard (the event reader) is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams import plugin_data_pb2
 
     rows = _mit(study)
     (events,) = glob.glob(str(study["dir"] / "tune" / rows.trial_id.iloc[0] / "events.*"))
@@ -161,11 +199,89 @@ def test_tensorboard_logger_writes_scalars_and_hparams(study):
         logged = [(e.step, e.value) for e in acc.Scalars(f"ray/tune/{metric}")]
         assert [s for s, _ in logged] == [1, 2]
         assert [v for _, v in logged] == pytest.approx(rows[metric].tolist(), rel=1e-6)
-    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
-    hp = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    hp = _hparams(acc, "session_start_info").session_start_info.hparams
     assert hp["method.name"].string_value == "mit_a"
     assert hp["method.alpha"].number_value == pytest.approx(rows.alpha.iloc[0])
     assert hp["method.margin"].number_value == pytest.approx(rows.margin.iloc[0])
+
+
+def _hparams(acc, tag: str):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = acc.PluginTagToContent("hparams")[f"_hparams_/{tag}"]
+    return plugin_data_pb2.HParamsPluginData.FromString(content)
+
+
+SEARCHED = {"method.name": "STRING", "method.alpha": "FLOAT64", "method.margin": "FLOAT64"}
+
+
+def test_tensorboard_hparams_name_every_searched_parameter_in_every_trial(study):
+    """TensorBoard's table takes its columns from one run's experiment tag, picked arbitrarily:
+    every trial declares all searched parameters with the spec's types, and its session names
+    each one, "none" where its method has none (ERM: α and margin)."""
+    if "tensorboard" not in LOGGERS:
+        pytest.skip("tensorboard (the event reader) is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2
+
+    last = last_rows(study["df"])
+    assert set(last.method) == {"erm", "mit_a"}
+    for tid, row in last.iterrows():
+        (events,) = glob.glob(str(study["dir"] / "tune" / tid / "events.*"))
+        acc = EventAccumulator(events)
+        acc.Reload()
+        infos = _hparams(acc, "experiment").experiment.hparam_infos
+        assert {i.name: api_pb2.DataType.Name(i.type) for i in infos} == {
+            k: f"DATA_TYPE_{v}" for k, v in SEARCHED.items()
+        }
+        hp = _hparams(acc, "session_start_info").session_start_info.hparams
+        assert set(hp) == set(SEARCHED)
+        assert hp["method.name"].string_value == row.method
+        for name in ("method.alpha", "method.margin"):
+            if row.method == "erm":
+                assert hp[name].string_value == "none"
+            else:
+                assert hp[name].number_value == pytest.approx(row[name.split(".")[1]])
+
+
+ANY = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+
+
+def test_tensorboard_serves_the_margin_column_for_every_trial(study):
+    """TensorBoard itself (on loopback, what its hparams table asks for) lists every searched
+    parameter as a column and gives each trial a value in it."""
+    if "tensorboard" not in LOGGERS:
+        pytest.skip("tensorboard is not installed")
+    from tensorboard import program
+
+    board = program.TensorBoard()
+    logdir = str(study["dir"] / "tune")
+    argv = ["--logdir", logdir, "--host", "127.0.0.1", "--port", "0", "--load_fast", "false"]
+    board.configure(argv=[None, *argv])
+    base = board.launch() + "data/plugin/hparams/"
+
+    def post(path: str, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json", "X-TensorBoard-Feature-Flags": "{}"}
+        request = urllib.request.Request(base + path, data=data, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.load(r)
+
+    groups: list = []
+    for _ in range(120):  # until it has read every trial's events (it loads in the background)
+        infos = post("experiment", {"experimentName": ""}).get("hparamInfos", [])
+        if len(infos) == len(SEARCHED):
+            cols = [{"hparam": i["name"]} for i in infos]
+            body = {"colParams": cols, "startIndex": 0, "sliceSize": 100, "allowedStatuses": ANY}
+            groups = post("session_groups", body).get("sessionGroups", [])
+            if len(groups) == TRIALS:
+                break
+        threading.Event().wait(0.5)
+    assert {i["name"] for i in infos} == set(SEARCHED)
+    assert len(groups) == TRIALS
+    assert all(set(g["hparams"]) == set(SEARCHED) for g in groups)
+    margins = [g["hparams"]["method.margin"] for g in groups]
+    assert "none" in margins and any(isinstance(m, float) for m in margins)
 
 
 def test_mlflow_logger_writes_a_run_per_trial_in_the_study_dir(study):
@@ -203,7 +319,7 @@ def test_live_status_in_a_captured_log(study):
     final = status[-1].groups()
     assert final[:4] == ("0", str(TRIALS), "0", str(TRIALS))
     df = study["df"]
-    last = df[df.epoch == df.groupby("trial_id").epoch.transform("max")]  # best = last epoch
+    last = last_rows(df)  # the best over each trial's last epoch
     assert float(final[4]) == pytest.approx(last.val_acc.max(), abs=1e-4)
     assert float(final[5]) == pytest.approx(last.val_cal_ece.min(), abs=1e-4)
     assert sum(" finished: val_acc " in line for line in out) == TRIALS

@@ -19,15 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import pandas as pd
 import pytest
 import yaml
+from optuna.trial import TrialState
 from ray.tune import ExperimentAnalysis
 from test_tune import TINY
 
 pytestmark = pytest.mark.slow
 
 TRIALS, EPOCHS = 6, 3
+COMPLETE = TrialState.COMPLETE
 
 
 @pytest.fixture
@@ -115,6 +118,15 @@ def test_resume_after_driver_sigkill(tmp_path, ray_tmp):
     for t in must_continue:
         g = after[after.trial_id == t].set_index("epoch")
         assert g.node_id[1] == old_node and (g.node_id != old_node).any(), (t, g.node_id)
+    # every Optuna trial's intermediate values are its rows' objective, one per epoch at its
+    # epoch, the interrupted trials' included (what optuna-dashboard plots)
+    db = f"sqlite:///{results.parent / 'optuna.db'}"
+    ended = optuna.load_study(study_name="crash", storage=db).get_trials(states=(COMPLETE,))
+    ran = [t for t in ended if "duplicate_of" not in t.user_attrs]
+    assert {t.user_attrs["tune_trial_id"] for t in ran} == set(after.trial_id)
+    for t in ran:
+        g = after[after.trial_id == t.user_attrs["tune_trial_id"]].sort_values("epoch")
+        assert t.intermediate_values == pytest.approx(dict(zip(g.epoch, g.val_acc, strict=True)))
 
 
 def test_ctrl_c_says_how_to_continue_and_the_resume_finishes(tmp_path, ray_tmp):
