@@ -36,8 +36,8 @@ def holding(where: str, seconds: float) -> subprocess.Popen:
     return proc
 
 
-def test_a_held_local_study_is_refused_naming_the_holder(tmp_path):
-    where = str(tmp_path / "studies" / "s")
+def refused_while_held(where: str) -> None:
+    """Another process holds `where`: taking it here is refused, naming that process."""
     other = holding(where, 60)
     try:
         with pytest.raises(lock.StudyLocked, match=f"driver PID {other.pid} on "):
@@ -46,6 +46,11 @@ def test_a_held_local_study_is_refused_naming_the_holder(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_held_local_study_is_refused_naming_the_holder(tmp_path):
+    where = str(tmp_path / "studies" / "s")
+    refused_while_held(where)
 
 
 def test_a_killed_holders_lock_is_taken_over_and_said(tmp_path, capsys):
@@ -100,14 +105,7 @@ def lease_info(uri: str) -> pafs.FileInfo:
 
 def test_a_lease_on_s3_refuses_a_second_driver_and_is_renewed(s3, quick_lease):  # noqa: F811
     where = "s3://bkt/leases/a"
-    other = holding(where, 60)
-    try:
-        with pytest.raises(lock.StudyLocked, match=f"driver PID {other.pid} on "):
-            with lock.held(storage.open_location(where)):
-                pass
-    finally:
-        other.kill()
-        other.wait()
+    refused_while_held(where)
     with lock.held(storage.open_location("s3://bkt/leases/b")):
         first = lease_info("s3://bkt/leases/.b.lease").mtime
         time.sleep(2.5)  # the store's clock has one-second steps
