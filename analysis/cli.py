@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # usage errors (status 2, one line) and --help (status 0)
         return int(done.code or 0)
     from analysis.report import build_report  # pandas and friends only after parsing
-    from study.config import ConfigError
+    from study.errors import ConfigError
     from study.paths import writable_dir
 
     if args.select is not None and args.select not in SELECTABLE:

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-STAGE = "test_cal_bin_"  # the bins after temperature scaling (study.calibration.bin_stats)
+STAGE = "test_cal_bin_"  # the bins after temperature scaling (study.train.calibration.bin_stats)
 
 
 def _arrays(count, acc, conf) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

@@ -19,14 +19,16 @@ from analysis.plotting import LABELS, grid, legend, save, scale, styled, variant
 from analysis.reliability_figure import reliability_diagrams
 from analysis.stats import pareto_front
 from analysis.variants import BASELINE
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 __all__ = ["ablation", "alpha_sweep", "dilemma", "epoch_curves", "reliability_diagrams"]
 
 ALPHA_METRICS = ["test_acc", "test_ece", "test_cal_ece"]  # Figure 1
 CURVE_METRICS = ["test_acc", "test_cal_ece"]  # per-epoch curves
 DILEMMA = ("test_acc", "test_cal_ece")  # x is maximised, y minimised
-FRONT_SPLIT = "on test"  # the dilemma's front; the end summary's (study.summary) is on validation
+FRONT_SPLIT = (
+    "on test"  # the dilemma's front; the end summary's (study.results.summary) is on validation
+)
 ABLATION_METRICS = ["test_cal_ece", "test_conf"]  # Figure 2: top cal. ECE, bottom confidence
 ABLATIONS = ["mixup_dt", "mixup_to", "mixup_sc", "mixup_io"]  # Figure 2 needs one of these
 ABLATION_TARGETS = {  # Figure 2's colours: blue trains on mixed labels, green on one-hot labels

@@ -30,7 +30,7 @@ from analysis import findings_checks as checks
 from analysis.evidence import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Comparison, Finding, Findings
 from analysis.findings_render import markdown  # the report's Findings section
 from analysis.variants import BASELINE, get_metric
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 __all__ = [
     "CONTRADICTED",

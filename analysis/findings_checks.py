@@ -1,7 +1,7 @@
 """The Findings' warnings (what makes a verdict less sure than it looks) and the test-set size.
 
 - Temperatures at the edge of the search grid (`study.grid`: the grid of
-  `study.calibration.PAPER_GRID`, 0.01 … 4.99): the best T may lie beyond the grid, so that
+  `study.train.calibration.PAPER_GRID`, 0.01 … 4.99): the best T may lie beyond the grid, so that
   trial's calibrated (or optimal) ECE is only an upper bound of what temperature scaling would
   reach.
 - Trials that repeat an earlier trial's configuration and seed (`analysis.trials.repeats`):
@@ -23,7 +23,7 @@ import pandas as pd
 
 from analysis import stats, trials
 from analysis.variants import PERCENT
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 MIN_SEEDS = 3  # fewer seeds per cell than this earns a warning
 MAX_NAMED = 5  # trials named in a warning; the rest are counted

@@ -20,7 +20,7 @@ import pandas as pd
 from analysis import evidence, stats, trials
 from analysis.evidence import Comparison
 from analysis.variants import BASELINE, PERCENT, format_alpha
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 C3 = "MIT-A keeps mixup's accuracy gain over ERM and calibrates about as well as ERM after scaling"
 C4 = "a larger α raises accuracy and calibrated ECE together (the dilemma)"

@@ -1,6 +1,6 @@
 """Read per-epoch Parquet results (DESIGN.md, "Parquet") into tidy pandas DataFrames.
 
-The schema is `study.results` (one place) and the reading of files is `study.results_read`
+The schema is `study.results` (one place) and the reading of files is `study.results.read`
 (shared with the study's end summary and the compaction): a study directory, its `results/`,
 one file, or any URI pyarrow's filesystems open (`s3://bucket/study`); the compacted file
 first, then the per-trial files; bad or foreign files skipped and named (`Results.skipped`),
@@ -13,7 +13,7 @@ analysis.md says why these). Only the columns asked for are read, strings as dic
 (pandas categoricals). The reliability-bin list columns are wanted at one row per trial: per-
 trial files are scanned with them a batch at a time and only each batch's chosen rows kept;
 a compacted file's come from its shortlist (each trial's last and best-val_acc rows,
-study.compact); any other row, from the files (and row groups) holding it.
+study.results.compact); any other row, from the files (and row groups) holding it.
 """
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis import ece_bias, variants
-from study import results_files, results_read, results_rows
-from study.results import COLUMN_NAMES, COLUMNS, STATUS_OK
-from study.results_files import ResultsError
+from study.results import files as results_files
+from study.results import read as results_read
+from study.results import rows as results_rows
+from study.results.files import ResultsError
+from study.results.schema import COLUMN_NAMES, COLUMNS, STATUS_OK
 
 EPOCHS = ("last", "all", "best")
 TRIAL_KEYS = ["study", "trial_id"]
@@ -102,7 +104,7 @@ def read_results(
     epoch's rows of those columns (no list columns), from one read of each file.
 
     `threads`: files read at once (default: the CPU count, at most 8). Read again when a
-    compaction changed the files meanwhile (study.results_read.settled).
+    compaction changed the files meanwhile (study.results.read.settled).
     """
     read = functools.partial(_read_results, path, epochs, columns, every, best_by, threads)
     return results_read.settled(path, read)

@@ -3,10 +3,10 @@
 Each results row holds, for every ECE bin (15 equal-width bins over [0, 1] by default), the
 number of test samples in it, their accuracy and their mean confidence, from the raw logits
 (`test_bin_*`) and after temperature scaling with T fitted on validation (`test_cal_bin_*`),
-binned as `study.calibration.bin_stats`. Pooling trials sums the counts and takes count-weighted
-means of accuracy and confidence: the bins of all their test samples together. The ECE of pooled
-bins, Σ count·|acc − conf| / Σ count, is at most the count-weighted mean of the trials' ECEs
-(over- and under-confident trials can cancel out in a bin).
+binned as `study.train.calibration.bin_stats`. Pooling trials sums the counts and takes
+count-weighted means of accuracy and confidence: the bins of all their test samples together. The
+ECE of pooled bins, Σ count·|acc − conf| / Σ count, is at most the count-weighted mean of the
+trials' ECEs (over- and under-confident trials can cancel out in a bin).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 STAGES = {"raw": "test_bin_", "after TS": "test_cal_bin_"}  # stage label → column prefix
 STATS = ("count", "acc", "conf")

@@ -24,7 +24,7 @@ from analysis import findings, paper, render, stats, tables, trials
 from analysis.load import LABEL_KEYS, TRIAL_KEYS, read_results
 from analysis.reliability import BIN_COLUMNS
 from analysis.variants import METRICS, Metric, get_metric
-from study.results import SCHEMA_VERSION, STATUS_OK
+from study.results.schema import SCHEMA_VERSION, STATUS_OK
 
 TABLE_METRICS = {  # metric → where the paper has it
     "test_cal_ece": "Table 4",
@@ -32,8 +32,8 @@ TABLE_METRICS = {  # metric → where the paper has it
     "test_ece": "no paper table",
     "test_nll": "no paper table",
     "test_brier": "no paper table",
-    # the other measures of calibration after scaling (study.calibration); null in rows written
-    # before the schema had them, whose tables are left out
+    # the other measures of calibration after scaling (study.train.calibration); null in rows
+    # written before the schema had them, whose tables are left out
     "test_cal_ace": "no paper table; equal-mass bins",
     "test_cal_cw_ece": "no paper table; every class",
     "test_cal_smece": "no paper table; Błasiok & Nakkiran 2023",
@@ -212,7 +212,7 @@ def _coverage(
 
 
 def _skipped(skipped: list[tuple[str, str]]) -> str:
-    """The files left out as unreadable or not results (study.results_files), one line each."""
+    """The files left out as unreadable or not results (study.results.files), one line each."""
     if not skipped:
         return ""
     lines = [f"- `{f}`: {why}" for f, why in skipped]

@@ -24,7 +24,7 @@ import pandas as pd
 from analysis.trials import split_seeds
 from analysis.variants import BASELINE, get_metric
 from study.pareto import pareto_front  # the dilemma plot's front; lives below the study
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 __all__ = [
     "Interval",

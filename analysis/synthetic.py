@@ -23,7 +23,8 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis.reliability import BIN_COLUMNS, STAGES
-from study.results import SCHEMA, SCHEMA_VERSION, STATUS_OK, write_atomic
+from study.results.files import write_atomic
+from study.results.schema import SCHEMA, SCHEMA_VERSION, STATUS_OK
 
 # Where each per-epoch metric starts (epoch 0) and its default final value.
 CURVES = {
@@ -44,7 +45,7 @@ CURVES = {
     "opt_temperature": (1.0, 1.5),
 }
 FRACTIONS = [c for c in CURVES if c.endswith(("acc", "ece", "conf"))]
-N_BINS = 15  # study.calibration's default
+N_BINS = 15  # study.train.calibration's default
 TEST_SAMPLES = 10_000  # samples binned per row (CIFAR's test set)
 CONF_SPREAD = 0.1  # std of the confidences around their mean, before binning
 BIN_SETS = {  # column prefix → (where confidences centre, the ECE the bins must have)

@@ -20,7 +20,7 @@ from analysis import render, stats
 from analysis.load import TRIAL_KEYS
 from analysis.render import Style
 from analysis.variants import BASELINE, Metric, get_metric
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 CELL_KEYS = ["dataset", "backbone", "variant"]
 TABLE1_METRICS = ["test_ece", "test_cal_ece", "test_opt_ece"]

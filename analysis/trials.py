@@ -29,7 +29,7 @@ import yaml
 
 from analysis.load import LABEL_KEYS, TRIAL_KEYS
 from analysis.variants import METHOD_NAMES, combination_codes
-from study.results import STATUS_OK
+from study.results.schema import STATUS_OK
 
 SEARCHED_PARAMS = ("method.alpha", "method.margin")  # the spec keys that make a method searched
 MAX_LEVELS = 5  # without a spec: more (α, Δλ) values than this for one method = searched

@@ -20,7 +20,7 @@ results), so repeated benchmarks skip the generation.
 carries over between machines): the report's scalar columns read by this loader, pyarrow.dataset,
 polars and DuckDB (those installed: the `bench` extra); `analysis report` with the analysis
 package of git revision REF (its loader: e.g. 65cd419, the hand-built reader on pyarrow's
-private ParquetReader) and with this one; then the results compacted (study.compact, on hard
+private ParquetReader) and with this one; then the results compacted (study.results.compact, on hard
 links of the files) and the load and the report on them.
 
     .venv/bin/python benchmarks/bench_analysis.py --results DIR --compare 65cd419
@@ -41,7 +41,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from analysis import synthetic
-from study.results import SCHEMA
+from study.results.schema import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ SCALARS = [
     *["test_ece", "test_cal_ece", "test_opt_ece", "test_conf", "test_brier", "schema_version"],
 ]
 ENGINES = {
-    "this loader (study.results_read.read)": "from study import results_read\n"
+    "this loader (study.results.read.read)": "from study import results_read\n"
     "n = len(results_read.read(D, C, dictionary=True).table)",
     "pyarrow.dataset": "import pyarrow.dataset as ds\n"
     "n = ds.dataset(D, format='parquet').to_table(columns=C).num_rows",
@@ -182,7 +182,7 @@ def compare(results: Path, tmp: Path, old_ref: str) -> list[str]:
     for f in results.glob("*.parquet"):
         os.link(f, packed / f.name)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = "import sys\nfrom study.compact import compact\ncompact(sys.argv[1])"
+    code = "import sys\nfrom study.results.compact import compact\ncompact(sys.argv[1])"
     wall, cpu, peak = run_child([sys.executable, "-c", code, str(packed)], env)
     say(
         f"compaction of {len(list(results.glob('*.parquet'))):,} files (in a child): "

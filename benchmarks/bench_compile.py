@@ -1,5 +1,5 @@
 """`runtime.compile` on CPU: a training step (method.step, backward, SGD) with every model stage
-torch.compiled (study.models.compile_stages) vs eager, for ERM and MIT-A (which calls the
+torch.compiled (study.train.models.compile_stages) vs eager, for ERM and MIT-A (which calls the
 stages one by one), as a ratio measured in the same run; and how many graphs get compiled
 over several λ values: with the stages compiled and λ applied outside them (what the study
 does), and, as the contrast that motivates it, a whole mixup step compiled with λ as a Python
@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from common import best_of
 
-from study import methods, models
-from study.config import MethodConfig, ModelConfig
-from study.methods import MethodContext
+from study.train import methods, models
+from study.train.config import MethodConfig, ModelConfig
+from study.train.methods import MethodContext
 
 LAMBDAS = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95)
 

@@ -1,6 +1,6 @@
 """GPU readiness in one run (issue 8): the paper's CIFAR ResNet-18 (width 64, batch 128, 32×32)
 training images/s for ERM and MIT-A in fp32, TF32 and bf16, eager and with `runtime.compile`
-(study.models.compile_stages); 4 trials packed on one GPU (4 processes, as `resources.gpu:
+(study.train.models.compile_stages); 4 trials packed on one GPU (4 processes, as `resources.gpu:
 0.25` runs them) vs 1; `fit_temperature` vs the reference code's loop on the GPU. Prints the
 ratios and the goals: ERM ≥ 30,000 img/s in bf16 (H200), MIT-A's step ≤ 2.2× ERM's, 4 packed
 trials ≥ 1.5× one trial's throughput. Without a CUDA device it says so and exits 0.
@@ -20,9 +20,9 @@ BATCH = 128
 
 def setup(method: str, device: torch.device, compiled: bool, seed: int = 0):
     """Model, method and SGD of a paper trial, and one random CIFAR-shaped batch on `device`."""
-    from study import methods, models
-    from study.config import MethodConfig, ModelConfig
-    from study.methods import MethodContext
+    from study.train import methods, models
+    from study.train.config import MethodConfig, ModelConfig
+    from study.train.methods import MethodContext
 
     torch.manual_seed(seed)
     model = models.build(ModelConfig("resnet18"), 10, 3).to(
@@ -40,7 +40,7 @@ def setup(method: str, device: torch.device, compiled: bool, seed: int = 0):
 
 def images_per_second(method: str, precision: str, compiled: bool, steps: int) -> float:
     """Training throughput of one trial (forward, backward, SGD), after 5 warm-up steps."""
-    from study.engine import autocast
+    from study.train.engine import autocast
 
     device = torch.device("cuda")
     tf32 = precision == "tf32"
@@ -87,7 +87,7 @@ def temperature_speedup() -> tuple[float, float]:
     """(reference loop seconds, fit_temperature seconds) on 5,000 × 10 logits on the GPU."""
     from bench_temperature import reference_fit
 
-    from study.calibration import fit_temperature
+    from study.train.calibration import fit_temperature
 
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 10, (5000,), generator=g)

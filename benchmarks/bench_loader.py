@@ -14,7 +14,7 @@ from common import best_of, cifar_images
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from study.loader import Batches, Normalize
+from study.train.loader import Batches, Normalize
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -70,7 +70,7 @@ def main() -> None:
     )
     for workers, t in baseline.items():
         print(f"  DataLoader+PIL num_workers={workers}: {t:.3f} s/pass")
-    print(f"  study.loader.Batches:             {t_ours:.3f} s/pass")
+    print(f"  study.train.loader.Batches:             {t_ours:.3f} s/pass")
     print(
         f"speed-up vs best DataLoader (num_workers={best_workers}): "
         f"{baseline[best_workers] / t_ours:.1f}x (target >= 5x)"

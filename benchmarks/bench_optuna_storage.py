@@ -24,7 +24,7 @@ from pathlib import Path
 
 WRITER = """
 import sys, optuna
-from study.optuna_store import open_storage
+from study.tune.search import open_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 kind, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 storage = open_storage(kind, path)
@@ -43,7 +43,7 @@ while n < 0 or i < n:
 
 CHECK = """
 import sys, time, optuna
-from study.optuna_store import open_storage
+from study.tune.search import open_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 kind, path = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()

@@ -19,13 +19,13 @@ import argparse
 
 import torch
 
-from study import data as data_mod
-from study import models
-from study.config import ModelConfig, TrialConfig
-from study.engine import autocast
-from study.loader import Normalize
-from study.methods.mixing import decouple, mix
-from study.trial import run_trial
+from study.train import data as data_mod
+from study.train import models, resolve
+from study.train.config import ModelConfig, TrialConfig
+from study.train.engine import autocast
+from study.train.loader import Normalize
+from study.train.methods.mixing import decouple, mix
+from study.train.trial import run_trial
 
 DELTAS = (0.6, 0.3, 0.1, 0.03, 0.01, 0.005)
 CPU = torch.device("cpu")
@@ -81,7 +81,7 @@ def trials(base: TrialConfig, data: data_mod.SplitData, methods: list[str]) -> N
         runs = {"fp32 seed 0": {}, "bf16 seed 0": {"runtime.bf16": True}}
         runs["fp32 seed 1"] = {"train.seed": 1}
         for label, extra in runs.items():
-            cfg = base.replace(**{"method.name": method, **extra})
+            cfg = resolve.replace(base, **{"method.name": method, **extra})
             rows: list[dict] = []
             run_trial(cfg, lambda row, _, rows=rows: rows.append(row), data=data)
             r, secs = rows[-1], sum(x["epoch_seconds"] for x in rows)
@@ -107,7 +107,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     dataset = {"dataset.name": "imagefolder", "dataset.root": args.root} if args.root else {}
-    base = TrialConfig().replace(
+    base = resolve.replace(
+        TrialConfig(),
         **{
             "dataset.name": "fake",
             **dataset,
@@ -119,7 +120,7 @@ def main() -> None:
             "train.milestones": [max(args.epochs - 1, 1)],
             "runtime.device": "cpu",
             "runtime.threads": args.threads,
-        }
+        },
     )
     data = data_mod.load(base.dataset)
     norm = Normalize(data.mean, data.std, CPU)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from common import best_of
 
-from study.calibration import PAPER_GRID, fit_temperature
+from study.train.calibration import PAPER_GRID, fit_temperature
 
 
 def reference_ece(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:

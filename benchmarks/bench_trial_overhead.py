@@ -13,12 +13,12 @@ import time
 
 import torch
 
-from study import data as data_mod
-from study import methods, models
-from study.config import TrialConfig
-from study.engine import infer
-from study.loader import Batches, Normalize
-from study.trial import run_trial
+from study.train import data as data_mod
+from study.train import methods, models, resolve
+from study.train.config import TrialConfig
+from study.train.engine import infer
+from study.train.loader import Batches, Normalize
+from study.train.trial import run_trial
 
 
 def bare_epoch(cfg: TrialConfig, data: data_mod.SplitData) -> float:
@@ -58,7 +58,8 @@ def main() -> None:
     p.add_argument("--method", default="erm")
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
-    cfg = TrialConfig().replace(
+    cfg = resolve.replace(
+        TrialConfig(),
         **{
             "dataset.name": "fake",
             "dataset.train_size": 2000,
@@ -68,7 +69,7 @@ def main() -> None:
             "train.epochs": 1,
             "method.name": args.method,
             "runtime.device": "cpu",
-        }
+        },
     )
     data = data_mod.load(cfg.dataset)
     bare, trial = [], []

@@ -18,8 +18,8 @@ def cifar_images(
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """n CIFAR-10 training images as uint8 NHWC + labels, and where they came from."""
     if (SHARED_CIFAR / "extract.sh").exists():
-        from study import data as data_mod
-        from study.config import DataConfig
+        from study.train import data as data_mod
+        from study.train.config import DataConfig
 
         subprocess.run(["bash", str(SHARED_CIFAR / "extract.sh"), str(dest)], check=True)
         d = data_mod.load(DataConfig("imagefolder", root=str(dest), train_size=n))

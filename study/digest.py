@@ -1,6 +1,6 @@
-"""A digest of every value of an Arrow table, for compaction's read-back check (study.compact):
-equal for equal tables however they are chunked or sliced, so the file written can be compared
-with the rows meant for it, row group by row group, without holding both."""
+"""A digest of every value of an Arrow table, for compaction's read-back check
+(study.results.compact): equal for equal tables however they are chunked or sliced, so the file
+written can be compared with the rows meant for it, row group by row group, without holding both."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The user-error type of configs and specs, below everything that raises it: the registries
-(datasets, models, methods) and study.config both import it from here, so neither imports the
-other to raise one (study.config re-exports it)."""
+(datasets, models, methods) and study.train.config both import it from here, so neither imports the
+other to raise one (study.train.config re-exports it)."""
 
 
 class ConfigError(ValueError):

@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from study.config import ConfigError
+from study.errors import ConfigError
 
 
 def writable_dir(path: Path, flag: str) -> Path:

@@ -211,3 +211,21 @@ for _tag, _pattern, _first in _CORE:
 def dump_yaml(data: Any) -> str:
     """YAML text that `load_yaml` reads back as `data` (key order kept)."""
     return yaml.dump(data, Dumper=SpecDumper, sort_keys=False)
+
+
+def parse_sets(sets: list[str]) -> dict[str, object]:
+    """`["a.b=1", "c.d=x"]` → `{"a.b": 1, "c.d": "x"}`, values parsed as YAML 1.2 (this module:
+    `010` is 10, `1:30` a string); text that is not YAML stays a string, a value YAML refuses
+    (recursive, too large once its aliases expand) is a ConfigError."""
+    out = {}
+    for item in sets:
+        key, eq, raw = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = load_yaml(raw) if raw.strip() else None
+        except YAMLRefused as e:
+            raise ConfigError(f"--set {key.strip()}: {e}") from None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out

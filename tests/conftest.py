@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from study import data as data_mod
-from study.config import DataConfig, TrialConfig
+from study.train import data as data_mod
+from study.train import resolve
+from study.train.config import DataConfig, TrialConfig
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10"
 
@@ -27,7 +28,7 @@ def tiny_config(**overrides) -> TrialConfig:
         "train.batch_size": 32,
         "runtime.device": "cpu",
     }
-    return TrialConfig().replace(**{**base, **overrides})
+    return resolve.replace(TrialConfig(), **{**base, **overrides})
 
 
 @pytest.fixture(scope="session")

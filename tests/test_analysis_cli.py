@@ -15,7 +15,8 @@ from analysis_fixtures import grid, paper_table_cells, write
 
 from analysis import synthetic
 from analysis.cli import main
-from study.results import SCHEMA_VERSION, STATUS_ERROR, write_atomic
+from study.results.files import write_atomic
+from study.results.schema import SCHEMA_VERSION, STATUS_ERROR
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ N_BINS = 15
 
 
 def _bins(conf: np.ndarray, correct: np.ndarray):
-    """Per-bin count, accuracy and mean confidence, binned as study.calibration (lo < c ≤ hi)."""
+    """Per-bin count, accuracy and mean confidence, binned as study.train.calibration
+    (lo < c ≤ hi)."""
     idx = np.searchsorted(np.linspace(0, 1, N_BINS + 1)[1:-1], conf, side="left")
     count = np.bincount(idx, minlength=N_BINS)
     safe = np.maximum(count, 1)

@@ -11,7 +11,7 @@ from analysis_fixtures import grid, write
 
 from analysis import findings, load_results, report, synthetic, trials
 from analysis.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
-from study.results import write_atomic
+from study.results.files import write_atomic
 
 VARIANTS = [
     ("erm", None, None),

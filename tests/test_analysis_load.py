@@ -15,13 +15,13 @@ from analysis_fixtures import grid, write
 
 from analysis import aggregate, load_results, synthetic
 from analysis.load import TRIAL_KEYS, ResultsError, read_results
-from study.results import (
+from study.results.files import write_atomic
+from study.results.schema import (
     COLUMN_NAMES,
     SCHEMA_VERSION,
     STATUS_DIVERGED,
     STATUS_ERROR,
     STATUS_OK,
-    write_atomic,
 )
 
 
@@ -301,8 +301,8 @@ def test_one_file_per_trial_reads_as_one_file(tmp_path, one_file, options):
 
 def test_bins_come_from_the_scan_that_read_the_scalars(tmp_path, one_file, monkeypatch):
     """Per-trial files: the bins at the chosen epochs are kept from the scan that read every
-    row's scalars (study.results_read.Keep); no file is read again for them."""
-    from study import results_rows
+    row's scalars (study.results.read.Keep); no file is read again for them."""
+    from study.results import rows as results_rows
 
     again = []
     real = results_rows._read
@@ -320,7 +320,8 @@ def test_a_compacted_study_with_later_per_trial_files_reads_as_one_file(
     """Each trial's first epochs compacted, the later ones (and epoch 2 again) in per-trial
     files, one file per scan or all in one: the chosen rows come partly from the scans, partly
     from the compacted file's shortlist or row groups; the same frames as one file."""
-    from study import compact, results_read
+    from study.results import compact
+    from study.results import read as results_read
 
     monkeypatch.setattr(results_read, "BATCH_FILES", batch)
     rows = _rows()
@@ -332,7 +333,7 @@ def test_a_compacted_study_with_later_per_trial_files_reads_as_one_file(
 
 
 def test_bins_read_in_batches_of_files_give_the_same_frames(tmp_path, one_file, monkeypatch):
-    from study import results_read
+    from study.results import read as results_read
 
     monkeypatch.setattr(results_read, "BATCH_FILES", 5)  # 12 files: batches of 5, 5 and 2
     _write_per_trial(_rows(), tmp_path)

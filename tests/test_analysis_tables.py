@@ -11,7 +11,7 @@ from analysis_fixtures import grid, paper_table_cells, write
 
 from analysis import load_results, method_table, paper, synthetic, table1
 from analysis.variants import PERCENT
-from study.results import write_atomic
+from study.results.files import write_atomic
 
 
 @pytest.fixture(scope="module")

@@ -17,11 +17,15 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from study import quarantine, start
-from study.results import SCHEMA_VERSION, TrialRows, to_table, trial_columns, write_atomic
+from study.results import quarantine
+from study.results.files import write_atomic
+from study.results.schema import SCHEMA_VERSION, to_table
+from study.results.trial_rows import TrialRows
 from study.spec import load_spec
-from study.trial import run_trial
-from study.tune import ROWS, STATE_FILE, rows_of
+from study.train.identity import trial_columns
+from study.train.trial import run_trial
+from study.tune import start
+from study.tune.checkpoint import ROWS, STATE_FILE, checkpoint_rows, rows_of
 
 CFG = tiny_config(**{"train.epochs": 3})
 
@@ -75,7 +79,7 @@ def test_bad_files_are_quarantined_and_a_damaged_trial_rebuilt(study, capsys):
     (results / "sub").mkdir()
     with pytest.raises(Exception):  # noqa: B017 - what one bad file does to the whole folder
         pd.read_parquet(results)
-    quarantine.repair(study)
+    quarantine.repair(study, checkpoint_rows)
     err = capsys.readouterr().err
     bad = ["b.parquet", "empty.parquet", "foreign.parquet", "types.parquet", "n.parquet"]
     bad += ["notes.txt", ".a.123.tmp", "sub"]
@@ -96,21 +100,21 @@ def test_bad_files_are_quarantined_and_a_damaged_trial_rebuilt(study, capsys):
 def test_an_errored_trial_gets_its_error_row_back(study):
     (study / "tune" / "b" / "error.txt").write_text("Traceback…\nValueError: boom\n")
     (study / "results" / "b.parquet").write_bytes(b"PAR1 broken")
-    quarantine.repair(study)
+    quarantine.repair(study, checkpoint_rows)
     df = pd.read_parquet(study / "results" / "b.parquet")
     assert list(df.status) == ["ok", "ok", "ok", "error"] and df.message.iloc[-1].endswith("boom")
 
 
 def test_a_good_folder_is_left_alone(study, capsys):
-    quarantine.repair(study)
+    quarantine.repair(study, checkpoint_rows)
     assert capsys.readouterr().err == "" and not (study / "quarantine").exists()
 
 
 def test_a_compacted_folder_is_left_alone_and_its_rows_read_once(study, capsys):
-    from study import compact
+    from study.results import compact
 
     compact.compact(study)  # compacted.parquet and its _shortlist.parquet
-    quarantine.repair(study)
+    quarantine.repair(study, checkpoint_rows)
     assert capsys.readouterr().err == "" and not (study / "quarantine").exists()
     assert len(pd.read_parquet(study / "results")) == 6  # the shortlist's copies not read
 

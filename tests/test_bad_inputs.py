@@ -15,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from study.cli import main as study_main
+from study.cli.main import main as study_main
 
 GOOD = {  # a spec that validates; each case changes one thing
     "dataset": {"name": "fake", "train_size": 64},
@@ -223,7 +223,7 @@ def test_bad_spec_refused_in_one_line(case, capsys, tmp_path):
 @pytest.mark.parametrize("case", SETS, ids=list(SETS))
 def test_bad_set_refused_before_any_data(case, capsys, tmp_path, monkeypatch):
     sets, fragment = SETS[case]
-    monkeypatch.setattr("study.data.load", lambda *a: pytest.fail("data loaded"))
+    monkeypatch.setattr("study.train.data.load", lambda *a: pytest.fail("data loaded"))
     argv = ["trial", *(a for s in sets for a in ("--set", s))]
     assert fragment in _one_line(capsys, argv, "study trial: error: ")
 
@@ -233,7 +233,7 @@ def test_exponent_floats_and_merge_keys_are_accepted(capsys, tmp_path):
     path = _write(tmp_path / "ok.yaml", text + "dataset: {name: fake}\n")
     assert study_main(["validate", str(path)]) == 0
     assert "lr=0.001" in capsys.readouterr().out
-    from study.cli import parse_sets
+    from study.yamlio import parse_sets
 
     assert parse_sets(["train.lr=1e-3", "train.seed=3"]) == {"train.lr": 0.001, "train.seed": 3}
 

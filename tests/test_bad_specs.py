@@ -11,7 +11,7 @@ import pytest
 import ray
 import yaml
 
-from study.cli import main
+from study.cli.main import main
 
 GOOD = {
     "dataset": {"name": "fake", "train_size": 64},

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from study import readers
+from study.train import readers
 
 PROCESSES = 6
 

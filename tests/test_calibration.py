@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from study import calibration as cal
-from study.config import CalibrationConfig
-from study.metrics import cross_fitted_ece, epoch_metrics, halves
+from study.train import calibration as cal
+from study.train.config import CalibrationConfig
+from study.train.metrics import cross_fitted_ece, epoch_metrics, halves
 
 
 def logits_for(confidences: list[float]) -> torch.Tensor:

@@ -11,9 +11,9 @@ import pytest
 import torch
 from test_calibration import logits_for, random_logits
 
-from study import calibration as cal
-from study.config import CalibrationConfig
-from study.metrics import epoch_metrics, halves
+from study.train import calibration as cal
+from study.train.config import CalibrationConfig
+from study.train.metrics import epoch_metrics, halves
 
 
 def test_adaptive_ece_hand_built():

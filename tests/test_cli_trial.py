@@ -9,8 +9,8 @@ import sys
 import pandas as pd
 import pytest
 
-from study.cli import main
-from study.results import COLUMN_NAMES
+from study.cli.main import main
+from study.results.schema import COLUMN_NAMES
 
 EXACT = (
     "--set dataset.name=fake --set model.name=resnet18 --set model.width=8 "

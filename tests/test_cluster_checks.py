@@ -1,4 +1,4 @@
-"""study.cluster without a cluster: a dead `--address` refused in one line before Ray starts
+"""study.tune.cluster without a cluster: a dead `--address` refused in one line before Ray starts
 (Ray's own ray.init retries for minutes), bad address forms, the schedule line."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import yaml
 from procs import free_port
 from test_tune import TINY
 
-from study.cli import main
-from study.cluster import schedule_line
+from study.cli.main import main
+from study.tune.cluster import schedule_line
 
 
 def run_refused(tmp_path, capsys, address: str) -> str:

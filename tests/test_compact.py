@@ -1,5 +1,5 @@
-"""study.compact: per-trial results merged into one file without ever losing a row; and the
-study's end summary skipping bad files (study.summary)."""
+"""study.results.compact: per-trial results merged into one file without ever losing a row; and the
+study's end summary skipping bad files (study.results.summary)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,22 @@ from analysis_fixtures import grid
 
 from analysis import load_results, synthetic
 from analysis.load import DERIVED
-from study import compact, results_files, results_read, results_rows
-from study.cli import main as study_main
-from study.results import SCHEMA, write_atomic
-from study.summary import summarize
+from study.cli.main import main as study_main
+from study.results import (
+    compact,
+)
+from study.results import (
+    files as results_files,
+)
+from study.results import (
+    read as results_read,
+)
+from study.results import (
+    rows as results_rows,
+)
+from study.results.files import write_atomic
+from study.results.schema import SCHEMA
+from study.results.summary import summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPACTED = sorted([results_files.COMPACTED, results_files.SHORTLIST])
@@ -240,7 +252,7 @@ def _study_rows() -> pa.Table:
 
 KILLER = """
 import os, sys, time
-from study import compact
+from study.results import compact
 stage = sys.argv[2]
 real_remove, real_replace = compact._remove, compact._replace
 def write(fs, read, order, cuts, path, schema):  # the temporary file half written

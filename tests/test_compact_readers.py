@@ -1,7 +1,7 @@
 """Readers during compaction (issue 18): `analysis.load_results` and the README's plain
 `pd.read_parquet(results)` see each (trial_id, epoch) exactly once after a kill at each step of
-a compaction (study.compact_swap), and a reader polling while compactions run never fails nor
-sees a row twice or lose one."""
+a compaction (study.results.compact_swap), and a reader polling while compactions run never fails
+nor sees a row twice or lose one."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ import pytest
 from test_compact import COMPACTED, ROOT, _all_rows, _study
 
 from analysis import load_results
-from study import compact
-from study.results import SCHEMA, write_atomic
+from study.results import compact
+from study.results.files import write_atomic
+from study.results.schema import SCHEMA
+from study.tune.checkpoint import checkpoint_rows
 
 STEPS = ["compact-written", "compact-staged", "compact-swapped", "compact-removing"]
 
@@ -82,13 +84,13 @@ def test_a_kill_at_each_step_leaves_each_row_once_for_both_readers(tmp_path, ste
 def test_resume_recovers_a_killed_compaction_before_quarantining(tmp_path):
     """A kill after the exchange leaves the manifest in results/ and the old folder beside it:
     `--resume`'s repair finishes the compaction instead of quarantining them."""
-    from study import quarantine
+    from study.results import quarantine
 
     want = _half_compacted(tmp_path)
     env = {**os.environ, "STUDY_CRASH_AT": "compact-swapped", "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "study.cli", "compact", str(tmp_path)]
     assert subprocess.run(cmd, env=env, timeout=120).returncode == -signal.SIGKILL
-    quarantine.repair(tmp_path)
+    quarantine.repair(tmp_path, checkpoint_rows)
     quarantined = [p.name for p in (tmp_path / "quarantine").iterdir()]
     assert quarantined == [".t000009.123.tmp"]  # the writer's temp file only, as ever
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quarantine", "results"]

@@ -1,16 +1,16 @@
-"""`runtime.compile`: every model stage torch.compiled (study.models.compile_stages), so MIT-A's
-stage-by-stage calls run compiled code, a new λ never compiles a new graph, and checkpoints keep
-their keys. A counting backend (it runs the graphs eagerly) keeps this fast on CPU."""
+"""`runtime.compile`: every model stage torch.compiled (study.train.models.compile_stages), so
+MIT-A's stage-by-stage calls run compiled code, a new λ never compiles a new graph, and checkpoints
+keep their keys. A counting backend (it runs the graphs eagerly) keeps this fast on CPU."""
 
 from __future__ import annotations
 
 import torch
 from conftest import tiny_config
 
-from study import methods, models
-from study.config import MethodConfig, ModelConfig
-from study.methods import MethodContext
-from study.trial import run_trial
+from study.train import methods, models
+from study.train.config import MethodConfig, ModelConfig
+from study.train.methods import MethodContext
+from study.train.trial import run_trial
 
 
 class Counter:

@@ -1,12 +1,13 @@
-"""A study is complete by its rows (study.completion): every planned trial ok to its last
+"""A study is complete by its rows (study.results.completion): every planned trial ok to its last
 planned epoch, epochs 1..E once each, or a recorded stop (divergence, a scheduler's stop)."""
 
 from __future__ import annotations
 
 import pytest
 
-from study.completion import completion
-from study.results import STATUS_DIVERGED, STATUS_ERROR, STATUS_OK, to_table, write_atomic
+from study.results.completion import completion
+from study.results.files import write_atomic
+from study.results.schema import STATUS_DIVERGED, STATUS_ERROR, STATUS_OK, to_table
 
 E = 3
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from study import data as data_mod
-from study.config import DataConfig
-from study.loader import Batches, Normalize, eval_batches, random_crop
+from study.train import data as data_mod
+from study.train.config import DataConfig
+from study.train.loader import Batches, Normalize, eval_batches, random_crop
 
 PROTOCOL_SIZES = [  # name, official train, official test, expected train, val
     ("cifar10", 50_000, 10_000, 45_000, 5_000),

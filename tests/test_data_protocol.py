@@ -1,6 +1,7 @@
-"""PROTOCOL.md's per-dataset data facts through `study.data.split`: the normalisation statistics
-(fixed per dataset, or computed from the training part alone), the augmentation each dataset
-gets, and `dataset.augment: false` turning it off so training batches are the plain images."""
+"""PROTOCOL.md's per-dataset data facts through `study.train.data.split`: the normalisation
+statistics (fixed per dataset, or computed from the training part alone), the augmentation each
+dataset gets, and `dataset.augment: false` turning it off so training batches are the plain
+images."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from study import data as data_mod
-from study.config import DataConfig
-from study.loader import Batches, Normalize
+from study.train import data as data_mod
+from study.train.config import DataConfig
+from study.train.loader import Batches, Normalize
 
 FIXED = {  # PROTOCOL.md, "Data": mean / std
     "cifar10": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's (reference quirk)

@@ -21,7 +21,7 @@ import sqlalchemy.exc
 import yaml
 
 from study import diskfull
-from study.cli import main
+from study.cli.main import main
 
 SPEC = {
     "dataset": {"name": "fake", "train_size": 64, "val_size": 32, "test_size": 32},
@@ -114,7 +114,7 @@ def test_study_compact_on_a_full_disk_keeps_every_file(capsys, tmp_path, monkeyp
     def full(fs, read, order, cuts, path, schema):
         raise _enospc(path)
 
-    monkeypatch.setattr("study.compact._write", full)
+    monkeypatch.setattr("study.results.compact._write", full)
     err = _one_error_line(capsys, ["compact", str(tmp_path)], "study compact: error: ")
     assert err.strip().endswith(f"run it again: study compact {tmp_path}")
     assert {p.name: p.read_bytes() for p in tmp_path.glob("*.parquet")} == before

@@ -1,4 +1,4 @@
-"""The divergence check's step arithmetic (study.engine): losses stay on the device and are
+"""The divergence check's step arithmetic (study.train.engine): losses stay on the device and are
 checked a window at a time (every step on CPU, every 50 on CUDA); the step reported is the first
 non-finite one, 1-based within the epoch, whatever the window; the epoch's mean loss is the same
 whatever the window. Run on CPU with the GPU's interval passed explicitly."""
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study.engine import Diverged, check_interval, train_epoch
+from study.train.engine import Diverged, check_interval, train_epoch
 
 STEPS = 120  # more than two windows of 50, and a partial last window of 20
 

@@ -17,8 +17,8 @@ import ray
 import yaml
 from test_tune import TINY
 
-from study import methods
-from study.cli import main
+from study.cli.main import main
+from study.train import methods
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from study import cli
-from study.config import SECTIONS
 from study.spec import Resources, Search, TuneSettings
+from study.train.config import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS_MORE = ("--address", "s3://", "CIFAR10_DIR")  # a cluster, S3, the CIFAR-10 images

@@ -2,7 +2,7 @@
 `--resume`: every study ends with every planned trial, each with epochs 1..E exactly once
 (0 rows lost, 0 duplicated), and `results/` reads as one table.
 
-Moments with no outside sign use study.start's crash points (`STUDY_CRASH_AT`: the driver
+Moments with no outside sign use study.tune.start's crash points (`STUDY_CRASH_AT`: the driver
 SIGKILLs itself there); the others are watched from outside, on the driver's progress lines.
 Each driver starts its own local Ray in a private temp dir; what a killed driver leaves behind
 is stopped by PID (processes whose environment names that dir)."""
@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from analysis import load_results
-from study.results_files import ResultsError
+from study.results.files import ResultsError
 
 pytestmark = pytest.mark.slow
 
@@ -220,7 +220,7 @@ def rows_done(study_dir: Path) -> int:
 
 def moments(study_dir: Path) -> list[tuple[str, str | int]]:
     """The kill moments a run of the study is sure to reach, from what it still has ahead:
-    ("crash", point) for study.start's crash points (`row:N` for each of the rows still to
+    ("crash", point) for study.tune.start's crash points (`row:N` for each of the rows still to
     write, `summary` which every run reaches, `created` for a study not yet begun), and
     ("lines", k) for an outside kill after k per-epoch lines while one more row is still to
     come (k below the rows ahead), so the driver is still training when the kill comes."""

@@ -1,5 +1,5 @@
 """Imports go downward only (issue 11): the registries (methods, models, data) never load
-`study.config` (it validates through them), and nothing in `study/` loads `analysis/`."""
+`study.train.config` (it validates through them), and nothing in `study/` loads `analysis/`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import study
-import study.methods
-import study.models
+import study.train.methods
+import study.train.models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,10 +25,16 @@ def loaded_after(imports: list[str]) -> set[str]:
 
 
 def test_the_registries_never_load_the_config():
-    methods = [f"study.methods.{m.name}" for m in pkgutil.iter_modules(study.methods.__path__)]
-    models = [f"study.models.{m.name}" for m in pkgutil.iter_modules(study.models.__path__)]
-    loaded = loaded_after(["study.methods", "study.models", "study.data", *methods, *models])
-    assert "study.config" not in loaded
+    methods = [
+        f"study.train.methods.{m.name}" for m in pkgutil.iter_modules(study.train.methods.__path__)
+    ]
+    models = [
+        f"study.train.models.{m.name}" for m in pkgutil.iter_modules(study.train.models.__path__)
+    ]
+    loaded = loaded_after(
+        ["study.train.methods", "study.train.models", "study.train.data", *methods, *models]
+    )
+    assert "study.train.config" not in loaded
 
 
 def test_study_never_loads_analysis():

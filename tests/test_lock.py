@@ -1,4 +1,4 @@
-"""One driver per study (study.lock): a second holder is refused naming the first, a dead
+"""One driver per study (study.tune.lock): a second holder is refused naming the first, a dead
 holder's lock is taken over and says so, on local disk (flock) and on an S3 server (a lease);
 `study compact` takes the lock too. The real races of two drivers are in test_lock_races.py."""
 
@@ -15,12 +15,12 @@ import pyarrow.fs as pafs
 import pytest
 from test_storage import s3  # noqa: F401 - the loopback S3 server fixture
 
-from study import lock, storage
-from study.cli import main
+from study.cli.main import main
+from study.tune import lock, storage
 
 HOLD = """
 import sys, time
-from study import lock, storage
+from study.tune import lock, storage
 with lock.held(storage.open_location(sys.argv[1])):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -170,7 +170,7 @@ def test_the_lock_file_is_beside_the_study_and_gone_after(tmp_path):
 COUNT = """
 import sys, time
 from pathlib import Path
-from study import lock, storage
+from study.tune import lock, storage
 where, counter, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 done = 0
 while done < n:

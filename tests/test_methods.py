@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study import methods, models
-from study.config import MethodConfig, ModelConfig
-from study.loader import Normalize, TrainingImages
-from study.methods import MethodContext
-from study.methods.mixing import mean_folded
+from study.train import methods, models
+from study.train.config import MethodConfig, ModelConfig
+from study.train.loader import Normalize, TrainingImages
+from study.train.methods import MethodContext
+from study.train.methods.mixing import mean_folded
 
 ALL = methods.names()
 

@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from test_methods import Recorder, _fits, make
 from torch import nn
 
-from study import methods
-from study.config import ConfigError, MethodConfig, TrialConfig
-from study.models import Staged
+from study.errors import ConfigError
+from study.train import methods, resolve
+from study.train.config import MethodConfig
+from study.train.models import Staged
 
 
 def _partner_and_lambda(x, mixed):
@@ -155,9 +156,9 @@ def test_defaults_and_unused_parameters():
     assert norm["manifold_mixup"].alpha == 2.0 and norm["cutmix"].alpha == 1.0
     assert all(norm[n].eta is None for n in norm if n != "regmixup")
     assert all(norm[n].epsilon is None for n in norm if n != "label_smoothing")
-    defaults = TrialConfig.from_dict({"method": {"name": "regmixup"}}).method
+    defaults = resolve.trial_config({"method": {"name": "regmixup"}}).method
     assert (defaults.alpha, defaults.eta) == (10.0, 1.0)
-    assert TrialConfig.from_dict({"method": {"name": "label_smoothing"}}).method.epsilon == 0.1
+    assert resolve.trial_config({"method": {"name": "label_smoothing"}}).method.epsilon == 0.1
 
 
 @pytest.mark.parametrize(
@@ -172,7 +173,7 @@ def test_defaults_and_unused_parameters():
 )
 def test_parameter_ranges_are_user_errors(method, message):
     with pytest.raises(ConfigError) as e:
-        TrialConfig.from_dict({"method": method})
+        resolve.trial_config({"method": method})
     assert message in str(e.value)
 
 
@@ -186,8 +187,8 @@ NEW_METRICS = [f"test_{c}{m}" for c in ("", "cal_") for m in ("ace", "cw_ece", "
 def test_study_trial_runs_each_new_method_and_writes_its_rows(tmp_path, method, alpha):
     import pandas as pd
 
-    from study.cli import main
-    from study.results import COLUMN_NAMES
+    from study.cli.main import main
+    from study.results.schema import COLUMN_NAMES
 
     sets = {
         "dataset.name": "fake",

@@ -8,10 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from study import methods
-from study.config import ConfigError, MethodConfig, TrialConfig
-from study.methods import MethodContext
-from study.methods.mixing import MixRNG, decouple, margin_acceptance, mix, sample_mit_pair
+from study.errors import ConfigError
+from study.train import methods, resolve
+from study.train.config import MethodConfig, TrialConfig
+from study.train.methods import MethodContext
+from study.train.methods.mixing import MixRNG, decouple, margin_acceptance, mix, sample_mit_pair
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -80,10 +81,10 @@ def test_sampler_draws_are_reproducible():
 def test_nearly_impossible_margin_is_refused(alpha, margin):
     overrides = {"method.name": "mit_a", "method.alpha": alpha, "method.margin": margin}
     with pytest.raises(ConfigError, match="nearly impossible"):
-        TrialConfig().replace(**overrides)
+        resolve.replace(TrialConfig(), **overrides)
 
 
 @pytest.mark.parametrize("margin", [-0.1, 1.0, 1.5])
 def test_margin_outside_unit_interval_is_refused(margin):
     with pytest.raises(ConfigError, match=r"\[0, 1\)"):
-        TrialConfig().replace(**{"method.name": "mit_l", "method.margin": margin})
+        resolve.replace(TrialConfig(), **{"method.name": "mit_l", "method.margin": margin})

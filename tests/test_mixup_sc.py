@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from study import methods
-from study.config import MethodConfig
-from study.loader import Normalize, TrainingImages
-from study.methods import MethodContext
-from study.methods.mixing import fold_up, mix
+from study.train import methods
+from study.train.config import MethodConfig
+from study.train.loader import Normalize, TrainingImages
+from study.train.methods import MethodContext
+from study.train.methods.mixing import fold_up, mix
 
 CPU = torch.device("cpu")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from study import models
-from study.config import ConfigError, ModelConfig, TrialConfig
+from study.errors import ConfigError
+from study.train import models, resolve
+from study.train.config import ModelConfig, TrialConfig
 
 INPUT = {"small_cnn": (1, 8)}  # (channels, size); everything else sees 3×32×32
 
@@ -45,7 +46,7 @@ def test_deep_cifar_resnets_have_the_protocol_blocks(name, blocks):
 
 def test_pretrained_is_refused_for_models_without_weights():
     with pytest.raises(ConfigError, match="tv_resnet18"):
-        TrialConfig().replace(**{"model.name": "resnet18", "model.pretrained": True})
+        resolve.replace(TrialConfig(), **{"model.name": "resnet18", "model.pretrained": True})
 
 
 def test_pretrained_weights_offline_is_a_clear_error(tmp_path, monkeypatch):

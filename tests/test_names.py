@@ -1,8 +1,8 @@
-"""Study names and folders that never collide (study.names, `study run --name auto`, `--trials`):
-a folder of studies (what `make demo` makes) is never taken for a study: a new run adds one to
-it and `--resume` continues its latest; a name that exists is refused with the three ways on;
-`--trials N` makes a small study of a spec that queues more points. No Ray: these are decided
-before any work."""
+"""Study names and folders that never collide (study.tune.names, `study run --name auto`,
+`--trials`): a folder of studies (what `make demo` makes) is never taken for a study: a new run
+adds one to it and `--resume` continues its latest; a name that exists is refused with the three
+ways on; `--trials N` makes a small study of a spec that queues more points. No Ray: these are
+decided before any work."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from study import names, storage
-from study.cli import main
-from study.config import ConfigError
-from study.driver import study_spec
+from study.cli.main import main
+from study.cli.run import study_spec
+from study.errors import ConfigError
 from study.spec import load_spec, with_trials
+from study.tune import names, storage
 
 DEMO = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
 STAMP = r"demo-\d{8}-\d{6}"
@@ -36,7 +36,7 @@ def args(root: Path, name: str | None = None, resume: bool = False, trials: int 
 
 
 def make_study(where: Path, name: str) -> None:
-    """A study directory as study.start makes it: the spec as run (demo.yaml, named)."""
+    """A study directory as study.tune.start makes it: the spec as run (demo.yaml, named)."""
     where.mkdir(parents=True)
     (where / "spec.yaml").write_text(yaml.safe_dump({**load_spec(DEMO).raw, "name": name}))
 

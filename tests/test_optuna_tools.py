@@ -1,5 +1,5 @@
 """Printed commands run as printed (the optuna-dashboard line), and a parameter-free draw is
-not trained twice (study.optuna_store.twin, what TaggedSearch draws again for)."""
+not trained twice (study.tune.search.twin, what TaggedSearch draws again for)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from wsgiref.util import setup_testing_defaults
 
 import optuna
 
-from study import optuna_store
+from study.tune import search as optuna_store
 
 
 def test_dashboard_command_names_the_venv_when_not_on_path(monkeypatch, tmp_path):

@@ -9,12 +9,13 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from study import models
-from study.config import ConfigError, ModelConfig, TrialConfig
-from study.engine import autocast, infer, set_tf32
-from study.loader import Normalize
+from study.errors import ConfigError
 from study.spec import load_spec
-from study.trial import run_trial
+from study.train import models, resolve
+from study.train.config import ModelConfig, TrialConfig
+from study.train.engine import autocast, infer, set_tf32
+from study.train.loader import Normalize
+from study.train.trial import run_trial
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 CPU = torch.device("cpu")
@@ -84,4 +85,4 @@ def test_tf32_is_set_only_on_cuda(tf32_flags):
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_tf32_must_be_a_boolean(value):
     with pytest.raises(ConfigError, match="runtime.tf32 must"):
-        TrialConfig.from_dict({"runtime": {"tf32": value}})
+        resolve.trial_config({"runtime": {"tf32": value}})

@@ -1,5 +1,5 @@
-"""The live status (study.progress.LiveStatus) driven by hand, without Ray: counts, best so far,
-time left, a line per interval in a log, in place on a terminal, per-epoch lines behind -v and
+"""The live status (study.tune.progress.LiveStatus) driven by hand, without Ray: counts, best so
+far, time left, a line per interval in a log, in place on a terminal, per-epoch lines behind -v and
 always in the study log; and the `tune.loggers` spec key."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 from test_tune import GOALS, TINY
 
-from study import loggers, progress
-from study.config import ConfigError
+from study.errors import ConfigError
 from study.spec import LOGGERS, parse_spec
+from study.tune import loggers, progress
 
 SPEC = parse_spec(
     {

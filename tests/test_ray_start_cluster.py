@@ -27,9 +27,9 @@ import pytest
 import yaml
 from procs import free_port, kill_marked, pids_with
 
-from study.cli import main
-from study.config import TrialConfig
-from study.trial import run_trial
+from study.cli.main import main
+from study.train import resolve
+from study.train.trial import run_trial
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +138,7 @@ def test_node_loss_mid_trial(tmp_path, cluster):
     assert mine.node_id.iloc[-1] == head_node  # finished on the surviving node
     assert re.search(r"1 CPU per trial: 2 at once on the cluster \(2 CPU\)", out)
 
-    cfg = TrialConfig.from_dict(json.loads(mine.config_json.iloc[-1]))
+    cfg = resolve.trial_config(json.loads(mine.config_json.iloc[-1]))
     uninterrupted = run_trial(cfg).last_row
     last = mine.iloc[-1]
     for col in ("train_loss", "train_acc", "val_acc", "val_nll", "test_nll", "test_cal_ece"):

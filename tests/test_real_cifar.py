@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import pytest
 
-from study import data as data_mod
-from study.config import TrialConfig
-from study.trial import run_trial
+from study.train import data as data_mod
+from study.train import resolve
+from study.train.config import TrialConfig
+from study.train.trial import run_trial
 
 
 @pytest.mark.slow
 def test_cifar10_copy_learns(cifar_root):
-    cfg = TrialConfig().replace(
+    cfg = resolve.replace(
+        TrialConfig(),
         **{
             "dataset.name": "imagefolder",
             "dataset.root": str(cifar_root),
@@ -25,7 +27,7 @@ def test_cifar10_copy_learns(cifar_root):
             "model.width": 16,
             "train.epochs": 2,
             "runtime.device": "cpu",
-        }
+        },
     )
     data = data_mod.load(cfg.dataset)
     assert data.sizes() == {"train": 10_000, "val": 5_000, "test": 10_000}

@@ -10,11 +10,13 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from study import summary
-from study.config import TrialConfig
-from study.results import COLUMN_NAMES, SCHEMA_VERSION, ResultsWriter, trial_columns
+from study.results import summary
+from study.results.schema import COLUMN_NAMES, SCHEMA_VERSION
+from study.results.summary import summarize
 from study.spec import parse_spec
-from study.summary import summarize
+from study.train import resolve
+from study.train.identity import trial_columns
+from study.tune.writer import ResultsWriter
 
 SPEC = parse_spec(
     {
@@ -96,10 +98,10 @@ def test_trials_the_study_no_longer_has_are_set_aside(writer):
 
 
 def test_trial_columns_null_what_the_method_does_not_take():
-    erm = trial_columns(TrialConfig.from_dict({"method": {"name": "erm", "alpha": 0.4}}))
+    erm = trial_columns(resolve.trial_config({"method": {"name": "erm", "alpha": 0.4}}))
     assert erm["alpha"] is None and erm["margin"] is None
     mit = trial_columns(
-        TrialConfig.from_dict({"method": {"name": "mit_l", "alpha": 0.4, "constraint": False}})
+        resolve.trial_config({"method": {"name": "mit_l", "alpha": 0.4, "constraint": False}})
     )
     assert mit["alpha"] == 0.4 and mit["margin"] is None
 

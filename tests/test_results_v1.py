@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 from analysis_fixtures import grid
 
 from analysis import load_results, synthetic
-from study.results import COLUMN_NAMES, SCHEMA_VERSION, write_atomic
+from study.results.files import write_atomic
+from study.results.schema import COLUMN_NAMES, SCHEMA_VERSION
 
 ADDED_IN_2 = {  # columns version 2 added (study/results.py); version-1 files lack them
     "constraint",

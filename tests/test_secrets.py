@@ -24,7 +24,7 @@ from procs import free_port, kill_marked, server
 from test_storage import MOTO
 from test_tune import TINY
 
-from study.cli import main
+from study.cli.main import main
 
 SECRET = f"planted-{secrets.token_hex(16)}"  # unique per run: a match is this run's leak
 KEY_ID = f"AKIA{secrets.token_hex(8).upper()}"

@@ -12,7 +12,7 @@ import optuna
 import pytest
 import yaml
 
-from study.config import ConfigError
+from study.errors import ConfigError
 from study.spec import SAMPLERS, load_spec, parse_spec
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"

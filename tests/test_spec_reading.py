@@ -1,5 +1,5 @@
 """What a spec file may be and how its YAML reads (study.yamlio), and the limits known only once
-the data is read (study.limits): refused in one line, before Ray or a study directory; and the
+the data is read (study.train.limits): refused in one line, before Ray or a study directory; and the
 accepted forms still read as they did (every search_spaces/ spec unchanged)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import ray
 import yaml
 from test_bad_inputs import GOOD, _one_line, _write
 
-from study.cli import main, parse_sets
+from study.cli.main import main
 from study.spec import load_spec
-from study.yamlio import dump_yaml, load_yaml
+from study.yamlio import dump_yaml, load_yaml, parse_sets
 
 SPACES = sorted((Path(__file__).parents[1] / "search_spaces").glob("*.yaml"))
 

@@ -1,4 +1,4 @@
-"""Storage anywhere (study.storage): `--storage` refusals in one line before Ray starts, and a
+"""Storage anywhere (study.tune.storage): `--storage` refusals in one line before Ray starts, and a
 study on a real S3-protocol server started on loopback (moto in server mode): driver SIGKILL,
 `--resume` on that storage, every (trial, epoch) row there exactly once, checkpoints there,
 and the analysis reading the URI."""
@@ -23,8 +23,8 @@ import yaml
 from procs import free_port, kill_marked, server
 from test_tune import TINY
 
-from study import storage
-from study.cli import main
+from study.cli.main import main
+from study.tune import storage
 
 MOTO = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"]
 S3_ENV = {

@@ -12,7 +12,7 @@ import pytest
 import ray
 import yaml
 
-from study.cli import main
+from study.cli.main import main
 
 SPEC = {
     "dataset": {"name": "fake", "train_size": 64, "val_size": 32, "test_size": 32},

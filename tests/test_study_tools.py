@@ -28,7 +28,7 @@ import ray
 import yaml
 from test_tune import GOALS, TINY
 
-from study.cli import main
+from study.cli.main import main
 
 pytestmark = pytest.mark.slow
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from study import methods
-from study.config import ConfigError
-from study.methods.mixing import mean_folded
-from study.results import COLUMN_NAMES
-from study.trial import resolve_device, run_trial
+from study.errors import ConfigError
+from study.results.schema import COLUMN_NAMES
+from study.train import methods, resolve
+from study.train.methods.mixing import mean_folded
+from study.train.trial import resolve_device, run_trial
 
 VOLATILE = {"epoch_seconds", "samples_per_second", "hostname"}
 
@@ -44,7 +44,9 @@ def test_rows_carry_every_contract_column(fake_data):
 def test_resume_gives_the_same_numbers_as_a_straight_run(fake_data, method):
     cfg = tiny_config(**{"train.epochs": 3, "method.name": method, "train.milestones": [2]})
     _, straight, _ = collect(cfg, fake_data)
-    _, first, states = collect(cfg.replace(**{"train.epochs": 3}), fake_data, keep_state_at=1)
+    _, first, states = collect(
+        resolve.replace(cfg, **{"train.epochs": 3}), fake_data, keep_state_at=1
+    )
     _, rest, _ = collect(cfg, fake_data, resume=states[1])
     resumed = first[:1] + rest
     assert [r["epoch"] for r in resumed] == [1, 2, 3]

@@ -14,9 +14,10 @@ import pytest
 import ray
 import yaml
 
-from study import methods
-from study.cli import main
-from study.results import COLUMN_NAMES
+from study.cli.main import main
+from study.results.schema import COLUMN_NAMES
+from study.train import methods
+from study.tune.checkpoint import checkpoint_rows
 
 GOALS = [{"metric": "val_acc", "mode": "max"}, {"metric": "val_cal_ece", "mode": "min"}]
 TINY = {
@@ -34,7 +35,7 @@ def boom_hook():
     training, a clearly worse train_loss); nested, so Ray pickles it by value for its workers."""
 
     def register_boom() -> None:
-        from study.methods.erm import ERM
+        from study.train.methods.erm import ERM
 
         def build(cfg, ctx):
             raise ValueError("boom: this method always fails")
@@ -99,7 +100,9 @@ def test_tiny_study_writes_every_row_of_the_contract(tmp_path, capsys):
     assert df[["val_acc", "val_cal_ece", "test_acc", "test_cal_ece"]].notna().all().all()
     out = capsys.readouterr().out
     assert "best validation accuracy" in out and "Pareto front on validation" in out
-    results = tmp_path / "studies" / "tiny" / "results"  # compacted at the end (study.compact)
+    results = (
+        tmp_path / "studies" / "tiny" / "results"
+    )  # compacted at the end (study.results.compact)
     names = sorted(p.name for p in results.iterdir())
     assert names == ["_shortlist.parquet", "compacted.parquet"], out
     assert "compacted 4 files (8 rows)" in out
@@ -134,7 +137,7 @@ def test_raising_trial_is_recorded_and_others_finish(tmp_path, capsys):
 
 def test_a_diverged_trial_can_be_rebuilt_from_its_checkpoint(tmp_path):
     """Checkpoints carry a trial's rows, a diverged one's too: its damaged file comes back."""
-    from study import quarantine
+    from study.results import quarantine
 
     spec = {**TINY, "name": "div", "grid": {"train.lr": [0.1, 1e30]}}
     assert run(tmp_path, spec) == 0
@@ -147,7 +150,7 @@ def test_a_diverged_trial_can_be_rebuilt_from_its_checkpoint(tmp_path):
     # short mid-write, say) and is rebuilt from the trial's checkpoint
     assert not path.exists()
     path.write_bytes(b"PAR1" + bytes(96))
-    quarantine.repair(study_dir)
+    quarantine.repair(study_dir, checkpoint_rows)
     rebuilt = pd.read_parquet(path)
     assert list(rebuilt.status) == list(df[df.trial_id == diverged].status)
     assert rebuilt.message.iloc[-1].startswith("diverged at epoch")

@@ -21,10 +21,12 @@ import torch
 import yaml
 from test_tune import GOALS, TINY
 
-from study import methods
-from study.cli import main
+from study.cli.main import main
 from study.spec import SAMPLERS, parse_spec
-from study.tune import STATE_FILE, StudySearch, objective_values
+from study.train import methods
+from study.tune.checkpoint import STATE_FILE
+from study.tune.search import StudySearch
+from study.tune.worker import objective_values
 
 EPOCHS, EVERY, STEPS_PER_EPOCH = 5, 2, 2  # 64 training images in batches of 32
 FAIL_AT_STEP = 2 * STEPS_PER_EPOCH + 1  # the first step of epoch 3, after the epoch-2 checkpoint
@@ -38,7 +40,7 @@ def methods_hook(log: str):
         import uuid
         from pathlib import Path
 
-        from study.methods.erm import ERM
+        from study.train.methods.erm import ERM
 
         class Flaky(ERM):
             def __init__(self):
@@ -127,7 +129,8 @@ def test_checkpoints_every_n_epochs_and_at_the_last(study):
     for method, expected in (("erm", [2, 4, 5]), ("flaky", [2, 4, 5]), ("nan", [])):
         states = sorted((storage / "wired" / "tune").rglob(f"{ids[method]}*/**/{STATE_FILE}"))
         loaded = [torch.load(p, weights_only=True) for p in states]
-        # a diverged trial's last checkpoint holds its rows only (study.quarantine rebuilds from it)
+        # a diverged trial's last checkpoint holds its rows only (study.results.quarantine rebuilds
+        # from it)
         epochs = [state["epoch"] for state in loaded if "model" in state]
         assert sorted(epochs) == expected, method
 
