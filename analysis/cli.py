@@ -1,7 +1,7 @@
 """`analysis report STUDY|RESULTS|URI [--out DIR] [--epochs last|best] [--select METRIC]`.
 
 User errors (no results, another schema version, a bad argument) print one line on stderr and
-exit with status 2, without a traceback (DESIGN.md, "CLI"). Progress goes to stderr.
+exit with status 2, without a traceback (README, "A study on Ray Tune"). Progress goes to stderr.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Read per-epoch Parquet results (DESIGN.md, "Parquet") into tidy pandas DataFrames.
+"""Read per-epoch Parquet results (docs/study.md, "Results") into tidy pandas DataFrames.
 
 The schema is `study.results` (one place) and the reading of files is `study.results.read`
 (shared with the study's end summary and the compaction): a study directory, its `results/`,

@@ -40,16 +40,18 @@ def setup(method: str, device: torch.device, compiled: bool, seed: int = 0):
 
 def images_per_second(method: str, precision: str, compiled: bool, steps: int) -> float:
     """Training throughput of one trial (forward, backward, SGD), after 5 warm-up steps."""
-    from study.train.engine import autocast
+    from study.train.config import RuntimeConfig
+    from study.train.runtime import Runtime
 
-    device = torch.device("cuda")
-    tf32 = precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    rt = RuntimeConfig(device="cuda", bf16=precision == "bf16", tf32=precision == "tf32")
+    run = Runtime.build(rt)
+    run.apply()
+    device = run.device
     model, m, opt, x, y = setup(method, device, compiled)
     model.train()
 
     def step() -> None:
-        with autocast(device, precision == "bf16"):
+        with run.autocast():
             loss, _ = m.step(model, x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()

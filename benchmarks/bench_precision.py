@@ -22,9 +22,9 @@ import torch
 from study.train import data as data_mod
 from study.train import models, resolve
 from study.train.config import ModelConfig, TrialConfig
-from study.train.engine import autocast
 from study.train.loader import Normalize
 from study.train.methods.mixing import decouple, mix
+from study.train.runtime import cpu
 from study.train.trial import run_trial
 
 DELTAS = (0.6, 0.3, 0.1, 0.03, 0.01, 0.005)
@@ -38,7 +38,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @torch.no_grad()
 def decoupled(model: torch.nn.Module, stages, a, b, lam1: float, lam2: float, bf16: bool):
     """out_a after mixing at λ1, λ2 and decoupling around each of `stages` (MIT's step)."""
-    with autocast(CPU, bf16):
+    with cpu(bf16).autocast():
         for stage in stages:
             a, b = decouple(stage(mix(a, b, lam1)), stage(mix(a, b, lam2)), lam1, lam2)
     return a
@@ -51,7 +51,7 @@ def decoupling_error(images: torch.Tensor, width: int, classes: int) -> None:
     print(f"(a) random ResNet-18 (width {width}), batch {len(a)}, CPU autocast")
     for mode in ("eval", "train"):
         model.train(mode == "train")
-        with torch.no_grad(), autocast(CPU, True):
+        with torch.no_grad(), cpu(True).autocast():
             plain_bf16 = model(a)
         with torch.no_grad():
             print(

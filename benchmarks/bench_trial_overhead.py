@@ -15,9 +15,10 @@ import torch
 
 from study.train import data as data_mod
 from study.train import methods, models, resolve
-from study.train.config import TrialConfig
+from study.train.config import RuntimeConfig, TrialConfig
 from study.train.engine import infer
 from study.train.loader import Batches, Normalize
+from study.train.runtime import Runtime
 from study.train.trial import run_trial
 
 
@@ -42,7 +43,7 @@ def bare_epoch(cfg: TrialConfig, data: data_mod.SplitData) -> float:
         loss.backward()
         opt.step()
     for x, y in ((data.val_x, data.val_y), (data.test_x, data.test_y)):
-        logits = infer(model, x, norm, 500, dev)
+        logits = infer(model, x, norm, 500, Runtime.build(RuntimeConfig(device="cpu")))
         float(logits.argmax(1).eq(y).float().mean())
     return time.perf_counter() - start
 

@@ -1,4 +1,4 @@
-"""The paper's temperature grid (PROTOCOL.md, "Metrics"): T = 0.01, 0.02, …, 4.99, as integers
+"""The paper's temperature grid (docs/protocol.md, "Metrics"): T = 0.01, 0.02, …, 4.99, as integers
 over a scale so that its edges can be named without torch (the analysis warns about fitted
 temperatures at the edges and should not pay torch's import for two numbers)."""
 

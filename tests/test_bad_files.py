@@ -121,7 +121,7 @@ def test_a_compacted_folder_is_left_alone_and_its_rows_read_once(study, capsys):
 
 def test_the_writer_survives_a_damaged_file_and_recovers_its_rows(study, capsys):
     (study / "results" / "b.parquet").write_bytes(b"")
-    trial = TrialRows(study / "results" / "b.parquet")
+    trial = TrialRows(study / "results" / "b.parquet", recover=checkpoint_rows)
     assert sorted(trial.rows) == [1, 2, 3] and "moved to" in capsys.readouterr().err
     trial.put({**rows("b")[0], "epoch": 4})
     assert list(pd.read_parquet(trial.path).epoch) == [1, 2, 3, 4]

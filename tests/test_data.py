@@ -1,4 +1,4 @@
-"""Splits per PROTOCOL.md (sizes, disjoint, seeded), the image-folder reader and its cache, and
+"""Splits per docs/protocol.md (sizes, disjoint, seeded), the image-folder reader and its cache, and
 the device batch pipeline (deterministic, zero-padded crop + flip, val/test never augmented)."""
 
 from __future__ import annotations

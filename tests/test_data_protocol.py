@@ -1,4 +1,4 @@
-"""PROTOCOL.md's per-dataset data facts through `study.train.data.split`: the normalisation
+"""docs/protocol.md's per-dataset data facts through `study.train.data.split`: the normalisation
 statistics (fixed per dataset, or computed from the training part alone), the augmentation each
 dataset gets, and `dataset.augment: false` turning it off so training batches are the plain
 images."""
@@ -13,7 +13,7 @@ from study.train import data as data_mod
 from study.train.config import DataConfig
 from study.train.loader import Batches, Normalize
 
-FIXED = {  # PROTOCOL.md, "Data": mean / std
+FIXED = {  # docs/protocol.md, "Data": mean / std
     "cifar10": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet's (reference quirk)
     "cifar100": ((0.507, 0.487, 0.441), (0.267, 0.256, 0.276)),
     "svhn": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),

@@ -100,7 +100,7 @@ def test_study_trial_results_on_a_full_disk(capsys, tmp_path, monkeypatch):
     def full(table, path, filesystem=None):
         raise _enospc(path)
 
-    monkeypatch.setattr("study.results.write_atomic", full)
+    monkeypatch.setattr("study.results.trial_rows.write_atomic", full)
     argv = ["trial", *TRIAL, "--results", str(tmp_path / "out"), "--quiet"]
     err = _one_error_line(capsys, argv, "study trial: error: ")
     assert str(tmp_path / "out") in err and err.strip().endswith("run the trial again")
@@ -131,7 +131,7 @@ def _all_rows(results: Path) -> None:
 def test_study_run_when_the_results_writer_meets_a_full_disk(capsys, tmp_path, monkeypatch):
     """The writer fails on its fourth row (a real in-process study on Ray): one line naming the
     resume command; resumed with space, every row is there once."""
-    from study import results
+    from study.results import trial_rows as results  # where TrialRows calls it
 
     real, calls = results.write_atomic, []
 

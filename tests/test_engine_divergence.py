@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from study.train.config import RuntimeConfig
 from study.train.engine import Diverged, check_interval, train_epoch
+from study.train.runtime import Runtime
 
 STEPS = 120  # more than two windows of 50, and a partial last window of 20
 
@@ -50,7 +52,12 @@ def epoch(method: NanAt, check_every: int | None, device: str = "cpu"):
     model = nn.Linear(6, 3).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     return train_epoch(
-        method, model, opt, batches(device=device), torch.device(device), check_every=check_every
+        method,
+        model,
+        opt,
+        batches(device=device),
+        Runtime.build(RuntimeConfig(device)),
+        check_every=check_every,
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from study import cli
+from study.cli import main as cli
 from study.spec import Resources, Search, TuneSettings
 from study.train.config import SECTIONS
 

@@ -1,5 +1,5 @@
 """Every registered method, parametrised (timm/optuna style): shapes, finiteness, determinism,
-and each method's inputs and targets exactly as PROTOCOL.md defines them."""
+and each method's inputs and targets exactly as docs/protocol.md defines them."""
 
 from __future__ import annotations
 

@@ -12,9 +12,10 @@ from conftest import tiny_config
 from study.errors import ConfigError
 from study.spec import load_spec
 from study.train import models, resolve
-from study.train.config import ModelConfig, TrialConfig
-from study.train.engine import autocast, infer, set_tf32
+from study.train.config import ModelConfig, RuntimeConfig, TrialConfig
+from study.train.engine import infer
 from study.train.loader import Normalize
+from study.train.runtime import Runtime, cpu
 from study.train.trial import run_trial
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
@@ -48,14 +49,14 @@ def test_bf16_on_cpu_computes_in_bf16():
     model = models.build(ModelConfig("resnet18", width=8), 10, 3).eval()
     x = torch.randn(8, 3, 32, 32)
     with torch.no_grad():
-        with autocast(CPU, bf16=False):
+        with cpu(bf16=False).autocast():
             assert model(x).dtype == torch.float32
-        with autocast(CPU, bf16=True):
+        with cpu(bf16=True).autocast():
             assert model(x).dtype == torch.bfloat16
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
     norm = Normalize((0.5,) * 3, (0.25,) * 3, CPU)
-    fp32 = infer(model, images, norm, 8, CPU, bf16=False)
-    bf16 = infer(model, images, norm, 8, CPU, bf16=True)
+    fp32 = infer(model, images, norm, 8, cpu(bf16=False))
+    bf16 = infer(model, images, norm, 8, cpu(bf16=True))
     assert bf16.dtype == torch.float32  # cast for the metrics, after a bf16 computation
     rel = ((bf16 - fp32).norm() / fp32.norm()).item()
     assert 1e-4 < rel < 0.1, rel  # bf16 rounding: ~0.4% for a plain pass (docs/study.md)
@@ -74,11 +75,12 @@ def test_a_bf16_trial_differs_from_fp32_on_cpu(fake_data, tf32_flags):
 
 
 def test_tf32_is_set_only_on_cuda(tf32_flags):
-    set_tf32(torch.device("cuda"), True)
+    cuda = Runtime(torch.device("cuda"), None, True, True, False, None)  # as built on CUDA
+    cuda.apply()
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
-    set_tf32(torch.device("cuda"), False)
+    Runtime(torch.device("cuda"), None, False, True, False, None).apply()
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-    set_tf32(CPU, True)
+    Runtime.build(RuntimeConfig(device="cpu", tf32=True)).apply()  # CPU: never TF32
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
 
 

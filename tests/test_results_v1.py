@@ -1,6 +1,6 @@
 """Results written before schema version 2 still read: a version-1 file (no `constraint`, nor
 the other columns version 2 added) beside a version-2 file, through `analysis.load_results` and
-pandas; the new columns come back null for the old rows (DESIGN.md, "Parquet")."""
+pandas; the new columns come back null for the old rows (docs/study.md, "Results")."""
 
 from __future__ import annotations
 

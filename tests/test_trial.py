@@ -12,7 +12,8 @@ from study.errors import ConfigError
 from study.results.schema import COLUMN_NAMES
 from study.train import methods, resolve
 from study.train.methods.mixing import mean_folded
-from study.train.trial import resolve_device, run_trial
+from study.train.runtime import resolve_device
+from study.train.trial import run_trial
 
 VOLATILE = {"epoch_seconds", "samples_per_second", "hostname"}
 
@@ -74,7 +75,7 @@ def test_cuda_where_there_is_none_is_a_user_error():
 
 def test_mixup_dt_uses_the_normalised_mean_training_image(fake_data, monkeypatch):
     """Mixup-DT's x̄ is the mean training image after normalisation, (mean(x)/255 − μ)/σ with
-    the dataset's μ, σ (PROTOCOL.md), computed here by hand; ȳ the class frequencies. Seen
+    the dataset's μ, σ (docs/protocol.md), computed here by hand; ȳ the class frequencies. Seen
     through the MethodContext the trial hands to `methods.build`, and through the inputs the
     built method feeds the model: x̄ + λ̄(x − x̄)."""
     built = []

@@ -2,7 +2,7 @@
 paper the adaptive (equal-mass), classwise and smooth ECE (`adaptive_ece`, `classwise_ece`,
 `smooth_ece`), each one vectorised pass without a Python loop over bins or samples.
 
-ECE follows PROTOCOL.md ("Metrics"): confidence = max softmax probability, 15 equal-width bins,
+ECE follows docs/protocol.md ("Metrics"): confidence = max softmax probability, 15 equal-width bins,
 a sample with confidence c is in bin m when lo_m < c ≤ hi_m, ECE = Σ_m |B_m|/n·|acc(B_m) −
 conf(B_m)|, which equals Σ_m |Σ_{i∈B_m} (correct_i − c_i)| / n: one weighted bincount.
 

@@ -1,9 +1,9 @@
 """Trial configuration: frozen dataclasses with a comment per field (nanoGPT style).
 
-Defaults are the paper's (PROTOCOL.md, "Training"): SGD 0.1 / momentum 0.9 / wd 1e-4, batch 128,
-350 epochs with ×0.1 steps at 150 and 250, the CIFAR ResNet-18 on CIFAR-10. Only the dataclasses
-and their building from plain data (types checked); study.train.resolve checks names against
-the registries and ranges, and raises `ConfigError` (one line, naming the valid choices).
+Defaults are the paper's (docs/protocol.md, "Training"): SGD 0.1 / momentum 0.9 / wd 1e-4,
+batch 128, 350 epochs with ×0.1 steps at 150 and 250, the CIFAR ResNet-18 on CIFAR-10. Only the
+dataclasses and their building from plain data (types checked); study.train.resolve checks names
+against the registries and ranges, and raises `ConfigError` (one line, naming the valid choices).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class DataConfig:
     val_size: int | None = None  # held out of train (seeded); None: the dataset's default (5,000)
     train_size: int | None = None  # optional subset of the remaining train split (seeded)
     test_size: int | None = None  # optional subset of the test split (seeded); None: all of it
-    split_seed: int = 0  # numpy RandomState seed of the train/val permutation (PROTOCOL.md)
+    split_seed: int = 0  # numpy RandomState seed of the train/val permutation (docs/protocol.md)
     augment: bool = True  # the dataset's augmentation (crop+flip for CIFAR); SVHN has none anyway
     label: str | None = None  # what the data is, for results and reports (e.g. an imagefolder
     # copy of CIFAR-10 labelled "cifar10", so the paper's numbers sit beside it); None: `name`
@@ -59,7 +59,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = (150, 250)  # epochs after which lr is multiplied by gamma
     gamma: float = 0.1  # step decay factor
     seed: int = 0  # seed of init, batch order, augmentation and mixing
-    eval_batch_size: int = 500  # inference batch (PROTOCOL.md)
+    eval_batch_size: int = 500  # inference batch (docs/protocol.md)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""Dataset registry: each split loaded once as a uint8 NCHW tensor, split per PROTOCOL.md.
+"""Dataset registry: each split loaded once as a uint8 NCHW tensor, split per docs/protocol.md.
 
 The train/val split is `numpy.random.RandomState(split_seed).permutation(n)`, first part train,
 last part val (the reference code's). Normalisation statistics and augmentation are per dataset
-(PROTOCOL.md, "Data"); CIFAR-10 uses ImageNet's statistics, a quirk of the reference code.
+(docs/protocol.md, "Data"); CIFAR-10 uses ImageNet's statistics, a quirk of the reference code.
 Image folders are decoded once and cached as .npz beside the data (or in the user cache when the
 data is read-only). Readers live in `study.train.readers`.
 """
@@ -42,7 +42,7 @@ class RawData:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What PROTOCOL.md fixes for a dataset; `read(cfg, root)` returns its RawData."""
+    """What docs/protocol.md fixes for a dataset; `read(cfg, root)` returns its RawData."""
 
     read: Callable[[DataConfig, Path], RawData]
     num_classes: int | None  # None: the number of class folders found

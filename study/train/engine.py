@@ -13,7 +13,6 @@ checked every `check_interval(device)` steps (every step on CPU, where a sync is
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from torch import nn
 
 from study.train.loader import Normalize, eval_batches
 from study.train.methods import Method
+from study.train.runtime import Runtime
 
 
 class Diverged(RuntimeError):
@@ -41,44 +41,25 @@ class EpochStats:
     seconds: float
 
 
-def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the trial's device (CUDA or CPU) when enabled; a no-op otherwise."""
-    if bf16:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def set_tf32(device: torch.device, tf32: bool) -> None:
-    """TF32 for fp32 matmuls and cuDNN convolutions when asked on CUDA, IEEE fp32 otherwise.
-
-    The flags are process-wide, so every trial sets both (a reused Ray worker must not inherit
-    a previous trial's). Off is stricter than torch's own default, which lets cuDNN
-    convolutions use TF32. CPU has no TF32: there they stay off whatever `tf32` says.
-    """
-    on = tf32 and device.type == "cuda"
-    torch.backends.cuda.matmul.allow_tf32 = on
-    torch.backends.cudnn.allow_tf32 = on
-
-
 def train_epoch(
     method: Method,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    device: torch.device,
-    bf16: bool = False,
+    runtime: Runtime,
     progress=None,
     check_every: int | None = None,
 ) -> EpochStats:
     """One pass of `method.step` and SGD over `batches`; raises Diverged on a non-finite loss.
     `check_every`: steps between finiteness checks (None: `check_interval(device)`)."""
+    device = runtime.device
     model.train()
     check_every = check_every or check_interval(device)
     window = _LossWindow(device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen, start = 0, time.perf_counter()
     for x, y in batches:
-        with autocast(device, bf16):
+        with runtime.autocast():
             loss, logits = method.step(model, x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -134,14 +115,13 @@ def infer(
     x: torch.Tensor,
     normalize: Normalize,
     batch_size: int,
-    device: torch.device,
-    bf16: bool = False,
+    runtime: Runtime,
 ) -> torch.Tensor:
-    """Logits of every image of a uint8 split, in order, un-augmented, as fp32 (under `bf16`
-    computed in bf16, then cast)."""
+    """Logits of every image of a uint8 split, in order, un-augmented, as fp32 (under bf16
+    autocast computed in bf16, then cast)."""
     model.eval()
     out = []
-    with autocast(device, bf16):
+    with runtime.autocast():
         for xb in eval_batches(x, batch_size, normalize):
             out.append(model(xb).float())
     return torch.cat(out)

@@ -1,6 +1,6 @@
 """Batches on the trial's device, airbench-style: the split is one uint8 tensor there, a batch is
 an index into it, and the paper's augmentation (zero-padded random crop + horizontal flip,
-PROTOCOL.md) runs vectorised over the batch before normalisation. No PIL, no worker processes.
+docs/protocol.md) runs vectorised over the batch before normalisation. No PIL, no worker processes.
 
 All randomness (the per-epoch order, crop offsets, flips) comes from one seeded CPU generator
 whose state is checkpointed, so the same seed gives identical batches on any device. Mixup-SC

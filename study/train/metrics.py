@@ -1,6 +1,6 @@
 """Every per-epoch metric of the Parquet contract from one logits pass per split.
 
-Calibrated ECE (PROTOCOL.md, "Metrics"): T is fitted on validation and the test ECE of
+Calibrated ECE (docs/protocol.md, "Metrics"): T is fitted on validation and the test ECE of
 logits / T is reported; the optimal ECE fits T* on test itself (a lower bound). `val_cal_ece`
 must not score T on the samples it was fitted on, so it is two-fold cross-fitted: validation is
 split in two fixed halves, T fitted on each half scales the other, and one ECE is taken over all

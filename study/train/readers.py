@@ -1,4 +1,4 @@
-"""Readers of the registered datasets (PROTOCOL.md, "Data"), each returning uint8 NCHW arrays.
+"""Readers of the registered datasets (docs/protocol.md, "Data"), each returning uint8 NCHW arrays.
 
 - cifar10, cifar100, svhn: torchvision's files (`dataset.download: true` fetches them).
 - tiny_imagenet: the official layout (train/<wnid>/images, val/images + val_annotations.txt);

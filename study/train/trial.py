@@ -1,6 +1,6 @@
 """`run_trial`: the epoch loop shared by Ray Tune and `study trial`.
 
-Per epoch (PROTOCOL.md, "Training" and "Metrics"): train with the method → one logits pass on
+Per epoch (docs/protocol.md, "Training" and "Metrics"): train with the method → one logits pass on
 validation and one on test → every metric column of the Parquet contract → `on_epoch(row,
 state_fn)`. `state_fn()` returns the full checkpoint (model, optimiser, scheduler and every RNG
 state); passing it back as `resume` continues with the same numbers as an uninterrupted run.
@@ -19,15 +19,15 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from study.errors import ConfigError
 from study.results.schema import STATUS_DIVERGED, STATUS_OK
 from study.train import data as data_mod
 from study.train import methods, models
-from study.train.config import RuntimeConfig, TrialConfig
-from study.train.engine import Diverged, infer, set_tf32, train_epoch
+from study.train.config import TrainConfig, TrialConfig
+from study.train.engine import Diverged, infer, train_epoch
 from study.train.identity import trial_columns
 from study.train.loader import Batches, Normalize
 from study.train.metrics import epoch_metrics, halves
+from study.train.runtime import Runtime
 
 OnEpoch = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], None]
 
@@ -40,40 +40,22 @@ class TrialOutcome:
     last_row: dict[str, Any] | None
 
 
-def resolve_device(rt: RuntimeConfig) -> torch.device:
-    """The trial's device; asking for CUDA where there is none is a user error."""
-    if rt.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(rt.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"runtime.device={rt.device} but torch sees no CUDA device; use auto/cpu")
-    return device
-
-
 class _Trial:
     """The live objects of one trial: model, optimiser, schedule, method and batches."""
 
     def __init__(self, cfg: TrialConfig, data: data_mod.SplitData):
         self.cfg, self.data = cfg, data
-        self.device = resolve_device(cfg.runtime)
-        rt, t = cfg.runtime, cfg.train
-        if rt.threads:
-            torch.set_num_threads(rt.threads)
-        set_tf32(self.device, rt.tf32)
+        self.runtime = run = Runtime.build(cfg.runtime, images=data.train_x.dim() == 4)
+        self.device, t = run.device, cfg.train
+        run.apply()
         torch.manual_seed(t.seed)
-        self.channels_last = rt.channels_last and data.train_x.dim() == 4
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = models.build(cfg.model, data.num_classes, data.in_channels)
-        self.model.to(self.device, memory_format=fmt)
-        if rt.compile:
+        self.model.to(self.device, memory_format=run.memory_format)
+        if run.compile:
             models.compile_stages(self.model)
-        self.normalize = Normalize(data.mean, data.std, self.device, self.channels_last)
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
-        )
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=list(t.milestones), gamma=t.gamma
-        )
+        self.normalize = Normalize(data.mean, data.std, self.device, run.channels_last)
+        self.optimizer = sgd(self.model, t)
+        self.scheduler = step_schedule(self.optimizer, t)
         train_x = data.train_x.to(self.device)
         self.batches = Batches(
             train_x,
@@ -148,14 +130,13 @@ class _Trial:
                 self.model,
                 self.optimizer,
                 self.batches,
-                self.device,
-                self.cfg.runtime.bf16,
+                self.runtime,
                 bar,
             )
         self.scheduler.step()
-        bs, bf16 = self.cfg.train.eval_batch_size, self.cfg.runtime.bf16
-        val_logits = infer(self.model, self.val[0], self.normalize, bs, self.device, bf16)
-        test_logits = infer(self.model, self.test[0], self.normalize, bs, self.device, bf16)
+        bs, run = self.cfg.train.eval_batch_size, self.runtime
+        val_logits = infer(self.model, self.val[0], self.normalize, bs, run)
+        test_logits = infer(self.model, self.test[0], self.normalize, bs, run)
         metrics = epoch_metrics(
             (val_logits, self.val[1]), (test_logits, self.test[1]), self.folds, self.cfg.calibration
         )
@@ -199,3 +180,19 @@ def run_trial(
         if on_epoch:
             on_epoch(row, lambda e=epoch: trial.state(e))
     return TrialOutcome(STATUS_OK, cfg.train.epochs, "", row)
+
+
+def sgd(model: torch.nn.Module, t: TrainConfig) -> torch.optim.Optimizer:
+    """The paper's optimiser (docs/protocol.md, "Training"): SGD with momentum and weight decay."""
+    return torch.optim.SGD(
+        model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay
+    )
+
+
+def step_schedule(
+    optimizer: torch.optim.Optimizer, t: TrainConfig
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The paper's schedule: the lr times `gamma` at each milestone epoch."""
+    return torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=list(t.milestones), gamma=t.gamma
+    )

@@ -3,12 +3,22 @@ worker (`worker`), its checkpoints (`checkpoint`), Optuna (`search`), the driver
 (`writer`, `progress`, `loggers`), the study directory (`start`, `names`, `lock`, `storage`) and
 the cluster (`cluster`). Imports study.train, study.results, study.spec and core.
 
-The three names below are where a Tune snapshot made before issue 19's move (flat `study.tune`)
-pickled them; `--resume` of such a study unpickles them from here (kept for one release;
-tests/tune/test_old_snapshot.py)."""
+The names below are where a Tune snapshot made before issue 19's move (flat `study.tune`)
+pickled them; `--resume` of such a study unpickles them from here, resolved on first use
+(kept for one release; tests/test_old_snapshot.py)."""
 
-from study.tune.search import StudySearch
-from study.tune.worker import trainable
-from study.tune.writer import Writer
+import importlib
+from typing import Any
 
-__all__ = ["StudySearch", "Writer", "trainable"]
+_PICKLED = {  # name -> its module now; imported on first use, so the package loads nothing
+    "StudySearch": "study.tune.search",
+    "Writer": "study.tune.writer",
+    "trainable": "study.tune.worker",
+    "_trial_dirname": "study.tune.tuner",  # TuneConfig.trial_dirname_creator
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PICKLED:
+        return getattr(importlib.import_module(_PICKLED[name]), name)
+    raise AttributeError(f"module 'study.tune' has no attribute {name!r}")

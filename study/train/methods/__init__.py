@@ -1,7 +1,7 @@
 """Method registry. A method is an object with one call, `step(model, x, y) -> (loss, logits)`
 (timm's training tasks); the training loop never branches on a method's name.
 
-Each entry says which parameters the method takes (PROTOCOL.md; DESIGN.md "Methods"): every
+Each entry says which parameters the method takes (docs/protocol.md, "The methods"): every
 method but erm and label_smoothing takes `alpha`; mit_l and mit_a also take `margin` and
 `constraint`; regmixup takes `eta`, label_smoothing `epsilon` (`EXTRA_PARAMS`).
 """

@@ -1,4 +1,4 @@
-"""Mixing primitives shared by every method (PROTOCOL.md, "The methods"; the paper's Eq. 3–4).
+"""Mixing primitives shared by every method (docs/protocol.md, "The methods"; the paper's Eq. 3–4).
 
 λ is drawn once per batch from Beta(α, α) and folded: up (max(λ, 1−λ) ≥ ½) for mixup and λ1 of
 MIT, down (min(λ, 1−λ) ≤ ½) for λ2 of MIT. All randomness comes from a `MixRNG` (a numpy

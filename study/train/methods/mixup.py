@@ -1,4 +1,4 @@
-"""Mixup and the ablations of the paper's Table 2 (PROTOCOL.md, "The methods").
+"""Mixup and the ablations of the paper's Table 2 (docs/protocol.md, "The methods").
 
 One λ ~ Beta(α, α) per batch, folded up (λ ≥ ½); the partner of sample i is perm[i], the batch
 permuted (Mixup-SC's partners: below).

@@ -1,6 +1,6 @@
 """Model registry. Every model is a `Staged` network: `stages` (stem … head) compose to forward.
 
-MIT-A (PROTOCOL.md, "The methods") mixes and decouples around each stage, so any registered
+MIT-A (docs/protocol.md, "The methods") mixes and decouples around each stage, so any registered
 model works with every method, torchvision's pretrained ResNets included.
 """
 

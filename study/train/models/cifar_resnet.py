@@ -1,4 +1,4 @@
-"""The reference code's CIFAR ResNets (PROTOCOL.md, "Training"), not He et al.'s 3-stage nets.
+"""The reference code's CIFAR ResNets (docs/protocol.md, "Training"), not He et al.'s 3-stage nets.
 
 A 3×3 stride-1 stem of `width` channels (conv, BN, ReLU, no max-pool), four stages of
 width·(1, 2, 4, 8) planes with strides 1, 2, 2, 2, adaptive average pooling (so 64×64 inputs
