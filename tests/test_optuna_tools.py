@@ -1,5 +1,5 @@
 """Printed commands run as printed (the optuna-dashboard line), and a parameter-free draw is
-not trained twice (study.tune.search.twin, what TaggedSearch draws again for)."""
+not trained twice (study.tune.search.twin, what study.tune.searcher draws again for)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from wsgiref.util import setup_testing_defaults
 import optuna
 
 from study.tune import search as optuna_store
+from study.tune.searcher import StudySearcher
 
 
 def test_dashboard_command_names_the_venv_when_not_on_path(monkeypatch, tmp_path):
@@ -45,13 +46,11 @@ def space(trial: optuna.Trial) -> None:
     trial.suggest_float("method.alpha", 0.1, 1.0)
 
 
-def searcher(tmp_path: Path, metric: str | list[str]) -> optuna_store.TaggedSearch:
-    """A TaggedSearch on a SQLite storage in `tmp_path` (one objective or several)."""
+def searcher(tmp_path: Path, metric: str | list[str]) -> StudySearcher:
+    """A StudySearcher on a SQLite storage in `tmp_path` (one objective or several)."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     mode = ["max", "min"] if isinstance(metric, list) else "max"
-    return optuna_store.TaggedSearch(
-        space=space, metric=metric, mode=mode, study_name="s", storage=storage
-    )
+    return StudySearcher(space=space, metric=metric, mode=mode, study_name="s", storage=storage)
 
 
 def epoch(n: int, iteration: int, acc: float, ece: float = 0.1) -> dict:
@@ -60,7 +59,7 @@ def epoch(n: int, iteration: int, acc: float, ece: float = 0.1) -> dict:
     return {"epoch": n, "training_iteration": iteration, "val_acc": acc, "val_cal_ece": ece}
 
 
-def resumed(tmp_path: Path, search: optuna_store.TaggedSearch, metric) -> optuna_store.TaggedSearch:
+def resumed(tmp_path: Path, search: StudySearcher, metric) -> StudySearcher:
     """`search` saved and restored into a new searcher, as a driver resume does."""
     search.save(str(tmp_path / "searcher.pkl"))
     again = searcher(tmp_path, metric)

@@ -29,6 +29,7 @@ import yaml
 from test_tune import GOALS, TINY
 
 from study.cli.main import main
+from study.tune.search import TAGS
 
 pytestmark = pytest.mark.slow
 
@@ -90,6 +91,7 @@ def test_optuna_storage_has_names_and_tags_matching_the_parquet_files(study):
     assert names == ["_shortlist.parquet", "compacted.parquet"]
     assert {t.user_attrs["tune_trial_id"] for t in s.trials} == set(last.index)
     for t in s.trials:
+        assert set(TAGS) <= set(t.user_attrs)  # every tag the docs promise
         tid = t.user_attrs["tune_trial_id"]
         assert (d / t.user_attrs["results"]).is_dir()
         assert t.user_attrs["status"] == last.loc[tid, "status"] == "ok"

@@ -3,7 +3,7 @@ checkpoint every `tune.checkpoint_every` epochs and at the last; a trial that fa
 retried under `tune.max_failures` from `tune.get_checkpoint()` (it trains only the epochs after
 its checkpoint); a diverged trial reaches Optuna with the worst value of every objective;
 `--name`; `study resume` of a finished study and `--resume` with a changed spec. Plus
-`StudySearch.restore` handing an orphaned Optuna trial back to the sampler (no Ray)."""
+`StudySearcher.restore` handing an orphaned Optuna trial back to the sampler (no Ray)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from study.cli.main import main
 from study.spec import SAMPLERS, parse_spec
 from study.train import methods
 from study.tune.checkpoint import STATE_FILE
-from study.tune.search import StudySearch
+from study.tune.searcher import StudySearcher
 from study.tune.worker import objective_values
 
 EPOCHS, EVERY, STEPS_PER_EPOCH = 5, 2, 2  # 64 training images in batches of 32
@@ -192,8 +192,8 @@ def test_study_search_restore_requeues_orphaned_optuna_trials(tmp_path):
     )
     db = f"sqlite:///{tmp_path / 'optuna.db'}"
 
-    def searcher() -> StudySearch:
-        return StudySearch(
+    def searcher() -> StudySearcher:
+        return StudySearcher(
             space=spec.suggest,
             metric="val_acc",
             mode="max",

@@ -11,7 +11,7 @@ import importlib
 from typing import Any
 
 _PICKLED = {  # name -> its module now; imported on first use, so the package loads nothing
-    "StudySearch": "study.tune.search",
+    "StudySearch": "study.tune.ray_private",  # new studies: study.tune.searcher
     "Writer": "study.tune.writer",
     "trainable": "study.tune.worker",
     "_trial_dirname": "study.tune.tuner",  # TuneConfig.trial_dirname_creator

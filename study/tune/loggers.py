@@ -30,16 +30,15 @@ from typing import Any
 
 import pyarrow as pa
 from ray.air.integrations.mlflow import MLflowLoggerCallback  # imports mlflow only when used
-from ray.tune.logger import CSVLoggerCallback, TBXLoggerCallback
-from ray.tune.utils import flatten_dict
+from ray.tune.logger import CSVLoggerCallback
 
 from study.results.schema import COLUMNS
+from study.tune.ray_private import HparamsTensorBoard
 
 IDENTITY = ("method", "alpha", "margin", "constraint", "seed")  # row columns naming the trial
 METRICS = tuple(  # the row's numeric per-epoch columns
     name for name, dtype, _ in COLUMNS if dtype == pa.float64() and name not in IDENTITY
 )
-NONE = "none"  # a searched parameter's hparam where the trial's method has none
 KEPT = ("training_iteration", "time_total_s", "timestamp", "trial_id", "config")  # Tune's keys
 
 
@@ -62,26 +61,9 @@ class StudyCSV(CSVLoggerCallback):
         super().log_trial_result(iteration, trial, epoch_view(result, identity=True))
 
 
-class StudyTensorBoard(TBXLoggerCallback):
+class StudyTensorBoard(HparamsTensorBoard):
     """Tune's TensorBoard (tensorboardX) logger over `epoch_view`, with every searched
-    parameter (`searched`: name and kind, float | int | choices) in every trial's hparams."""
-
-    def __init__(self, params: tuple[tuple[str, str], ...] = ()) -> None:
-        super().__init__()
-        self.params = params
-
-    def _try_log_hparams(self, trial: Any, result: dict) -> None:
-        """Ray's hparams step (called as a trial ends), over all searched parameters."""
-        from tensorboardX.summary import hparams
-
-        flat = flatten_dict(trial.evaluated_params, delimiter=".")
-        given = {k: _plain(v) for k, v in flat.items()}
-        values = {name: given.get(name, NONE) for name, _ in self.params} | given
-        typed = {name: (0.0 if kind in ("float", "int") else NONE) for name, kind in self.params}
-        experiment, _, _ = hparams(hparam_dict=typed | given, metric_dict=result)
-        _, start, end = hparams(hparam_dict=values, metric_dict=result)
-        for summary in (experiment, start, end):
-            self._trial_writer[trial].file_writer.add_summary(summary)
+    parameter in every trial's hparams (study.tune.ray_private.HparamsTensorBoard)."""
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         super().log_trial_result(iteration, trial, epoch_view(result))
@@ -92,12 +74,6 @@ class StudyMLflow(MLflowLoggerCallback):
 
     def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
         super().log_trial_result(iteration, trial, epoch_view(result))
-
-
-def _plain(value: Any) -> Any:
-    """An hparam value tensorboardX writes: numpy scalars as Python, others as text."""
-    value = value.item() if hasattr(value, "item") else value
-    return value if isinstance(value, (str, bool, int, float)) else str(value)
 
 
 def searched(spec: Any) -> tuple[tuple[str, str], ...]:

@@ -28,12 +28,11 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.trial import TrialState
-from ray.tune.search.optuna import OptunaSearch
 
 DEFAULT_URL = "sqlite:///{study_dir}/optuna.db"  # the default storage, inside the study dir
 TAGS = ("tune_trial_id", "results", "rows", "status")  # user attrs of every Optuna trial
 CURVE = "curve."  # + metric: per-epoch values of a multi-objective trial (user attr)
+NONE = "none"  # a searched parameter's logged value where the trial's method has none
 REDRAWS = 20  # at most this many draws of a trial that repeats another (then it runs)
 
 
@@ -62,7 +61,7 @@ def study_storage(url: str | None, study_dir: Path) -> BaseStorage:
 
 def create_study(spec: Any, storage: BaseStorage) -> optuna.Study:
     """Create (or load) the spec's Optuna study and name its objectives after the metrics;
-    OptunaSearch then loads this study (`load_if_exists`)."""
+    study.tune.searcher then loads this study (`load_if_exists`) with the spec's sampler."""
     goals = spec.search.objectives
     study = optuna.create_study(
         storage=storage,
@@ -113,74 +112,6 @@ def final_status(result: dict[str, Any] | None, error: bool) -> str:
     return "error" if error else str(status or "unknown")
 
 
-class TaggedSearch(OptunaSearch):
-    """OptunaSearch whose trials carry the Tune trial id and the Parquet file when they are
-    asked for, and the final status just before they are told (a finished Optuna trial can't
-    be changed); with a persistent storage, a resumed study's trials that the storage already
-    holds finished are left as they are. A draw that repeats an earlier trial's parameters
-    exactly (`twin`) is told at once — the earlier values when it has them, failed while it
-    runs — tagged `duplicate_of`, and the sampler draws again (at most REDRAWS times), so a
-    parameter-free method runs once per seed; `redraw_repeats = False` turns this off (a grid).
-    The spec's `search.points` run as given, repeats included (`points` counts those left)."""
-
-    redraw_repeats = True
-    points = 0  # search.points not yet asked for: Optuna hands them out first, in order
-    study_dir = "."  # where the `rows` tag reads from (make_tuner sets the study's directory)
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        params = super().suggest(trial_id)
-        given, self.points = self.points > 0, max(self.points - 1, 0)
-        for _ in range(REDRAWS if self.redraw_repeats and not given else 0):
-            trial = self._ot_trials.get(trial_id)
-            earlier = None if trial is None else twin(self._ot_study, trial)
-            if earlier is None:
-                break
-            trial.set_user_attr("duplicate_of", earlier.number)
-            if earlier.state == optuna.trial.TrialState.COMPLETE:
-                self._ot_study.tell(trial, values=earlier.values)
-            else:
-                self._ot_study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            del self._ot_trials[trial_id]
-            params = super().suggest(trial_id)
-        trial = self._ot_trials.get(trial_id)
-        if trial is not None and "tune_trial_id" not in trial.user_attrs:
-            rows = rows_line(self.study_dir, trial_id)
-            _tag(trial, tune_trial_id=trial_id, results="results/", rows=rows)
-        return params
-
-    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Per-epoch values, step = the row's epoch (not Tune's iteration count, which a
-        trial restored from an earlier checkpoint need not share): `Trial.report` with one
-        objective; with several, which `report` refuses, the user attrs `curve.<metric>`. None
-        for a trial the storage already holds finished (`_tag`: a resumed study re-reports
-        epochs of trials told before the crash). An epoch reported again (a resumed trial):
-        `Trial.report` keeps a value this searcher already holds for it, the curve the new one."""
-        trial = self._ot_trials.get(trial_id)
-        epoch = result.get("epoch")
-        if trial is None or trial_id in self._completed_trials or epoch is None:
-            return
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        values = {m: float(result[m]) for m in metrics if result.get(m) is not None}
-        try:
-            if not isinstance(self.metric, list):
-                if self.metric in values:
-                    trial.report(values[self.metric], int(epoch))
-                return
-            attrs = trial.user_attrs
-            for metric, value in values.items():
-                trial.set_user_attr(CURVE + metric, curve(attrs.get(CURVE + metric), epoch, value))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
-
-    def on_trial_complete(
-        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
-    ) -> None:
-        trial = self._ot_trials.get(trial_id)
-        if trial is not None and trial_id not in self._completed_trials:
-            _tag(trial, status=final_status(result, error))
-        super().on_trial_complete(trial_id, result=result, error=error)
-
-
 def curve(values: list | None, epoch: int, value: float) -> list:
     """`values` (epoch 1 first) with `epoch`'s value set: appended, or put in its place when
     a resumed trial reports an epoch again; a gap (never expected) is filled with None."""
@@ -190,26 +121,12 @@ def curve(values: list | None, epoch: int, value: float) -> list:
     return out
 
 
-def _tag(trial: optuna.Trial, **attrs: str) -> None:
+def tag(trial: optuna.Trial, **attrs: str) -> None:
     """Set user attrs unless the storage already holds the trial finished: after a driver
     crash the database runs ahead of Tune's snapshot, so a restored searcher may meet a trial
-    it told before the crash (OptunaSearch's own `tell` then fails the same way, and logs it)."""
+    it told before the crash (its `tell` then fails the same way, and is logged)."""
     try:
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
     except optuna.exceptions.UpdateFinishedTrialError:
         pass
-
-
-class StudySearch(TaggedSearch):
-    """OptunaSearch whose restore hands a crashed driver's orphans back to the sampler: an
-    Optuna trial still RUNNING that no Tune trial owns (with a persistent storage the database
-    runs ahead of Tune's last snapshot) is marked failed and its parameters queued again."""
-
-    def restore(self, checkpoint_path: str) -> None:
-        super().restore(checkpoint_path)
-        owned = {t.number for t in self._ot_trials.values()}
-        for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number not in owned:
-                self._ot_study.tell(t.number, state=TrialState.FAIL)
-                self._ot_study.enqueue_trial(t.params)

@@ -29,7 +29,8 @@ from study.train import data as data_mod
 from study.tune import names, start, storage
 from study.tune.loggers import make_loggers, searched
 from study.tune.progress import LiveStatus
-from study.tune.search import StudySearch, create_study, dashboard_command, study_storage
+from study.tune.search import create_study, dashboard_command, study_storage
+from study.tune.searcher import StudySearcher
 from study.tune.worker import trainable
 from study.tune.writer import ResultsWriter
 from study.yamlio import dump_yaml
@@ -42,7 +43,7 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tune.Tuner:
-    """A Tuner for `spec`: OptunaSearch (one or several objectives), optional ASHA, retries,
+    """A Tuner for `spec`: Optuna (study.tune.searcher; one or several objectives), ASHA, retries,
     checkpoints, the results writer and the progress lines."""
     goals = spec.search.objectives
     metric = [o.metric for o in goals] if len(goals) > 1 else goals[0].metric
@@ -50,19 +51,18 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
     home = home_dir(study_dir)
     home.mkdir(parents=True, exist_ok=True)
     optuna_storage = study_storage(spec.search.storage, home)
-    create_study(spec, optuna_storage)  # names the objectives; OptunaSearch loads it
-    searcher = StudySearch(
+    create_study(spec, optuna_storage)  # names the objectives; the searcher loads it
+    searcher = StudySearcher(
         space=spec.suggest,
         metric=metric,
         mode=mode,
         sampler=SAMPLERS[spec.sampler](spec),
         study_name=spec.name,
-        points_to_evaluate=[dict(p) for p in spec.search.points] or None,
         storage=optuna_storage,
+        points_to_evaluate=[dict(p) for p in spec.search.points],
+        redraw_repeats=spec.sampler != "grid",  # a grid's points are distinct already
+        study_dir=study_dir.uri,  # the `rows` tag's results directory (no query)
     )
-    searcher.redraw_repeats = spec.sampler != "grid"  # a grid's points are distinct already
-    searcher.points = len(spec.search.points)
-    searcher.study_dir = study_dir.uri  # the `rows` tag's results directory (no query)
     asha = spec.search.asha
     epochs = spec.trial_config(next(spec.corner_params())).train.epochs
     scheduler = (

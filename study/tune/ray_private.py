@@ -1,0 +1,136 @@
+"""The one module that uses private names of Ray Tune (issue 19), each where no public way
+gives the same result; tests/test_private_apis.py fails loudly when Ray changes any of them.
+
+- `HparamsTensorBoard` overrides TBXLoggerCallback's hparams step (`_try_log_hparams`, writing
+  through `_trial_writer`): Ray declares only a trial's own parameters, so TensorBoard's hparams
+  table, which takes its columns from one run's declaration, lost `method.margin` whenever that
+  run was not MIT's (study.tune.loggers).
+- `StudySearch` (with `TaggedSearch`) is v0.2's searcher, kept for one release so that a study
+  begun before the package move still resumes: its Tune snapshot pickled an OptunaSearch, whose
+  state (`_ot_trials`, `_ot_study`, `_completed_trials`) only that class unpickles. New studies
+  use study.tune.searcher (Optuna's public ask-and-tell); tests/test_old_snapshot.py resumes a
+  v0.2 study through this one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.logger import TBXLoggerCallback
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils import flatten_dict
+
+from study.tune.search import CURVE, NONE, REDRAWS, curve, final_status, rows_line, tag, twin
+
+
+class TaggedSearch(OptunaSearch):
+    """OptunaSearch whose trials carry the Tune trial id and the Parquet file when they are
+    asked for, and the final status just before they are told (a finished Optuna trial can't
+    be changed); with a persistent storage, a resumed study's trials that the storage already
+    holds finished are left as they are. A draw that repeats an earlier trial's parameters
+    exactly (`twin`) is told at once — the earlier values when it has them, failed while it
+    runs — tagged `duplicate_of`, and the sampler draws again (at most REDRAWS times), so a
+    parameter-free method runs once per seed; `redraw_repeats = False` turns this off (a grid).
+    The spec's `search.points` run as given, repeats included (`points` counts those left)."""
+
+    redraw_repeats = True
+    points = 0  # search.points not yet asked for: Optuna hands them out first, in order
+    study_dir = "."  # where the `rows` tag reads from (make_tuner sets the study's directory)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        params = super().suggest(trial_id)
+        given, self.points = self.points > 0, max(self.points - 1, 0)
+        for _ in range(REDRAWS if self.redraw_repeats and not given else 0):
+            trial = self._ot_trials.get(trial_id)
+            earlier = None if trial is None else twin(self._ot_study, trial)
+            if earlier is None:
+                break
+            trial.set_user_attr("duplicate_of", earlier.number)
+            if earlier.state == optuna.trial.TrialState.COMPLETE:
+                self._ot_study.tell(trial, values=earlier.values)
+            else:
+                self._ot_study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            del self._ot_trials[trial_id]
+            params = super().suggest(trial_id)
+        trial = self._ot_trials.get(trial_id)
+        if trial is not None and "tune_trial_id" not in trial.user_attrs:
+            rows = rows_line(self.study_dir, trial_id)
+            tag(trial, tune_trial_id=trial_id, results="results/", rows=rows)
+        return params
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Per-epoch values, step = the row's epoch (not Tune's iteration count, which a
+        trial restored from an earlier checkpoint need not share): `Trial.report` with one
+        objective; with several, which `report` refuses, the user attrs `curve.<metric>`. None
+        for a trial the storage already holds finished (`_tag`: a resumed study re-reports
+        epochs of trials told before the crash). An epoch reported again (a resumed trial):
+        `Trial.report` keeps a value this searcher already holds for it, the curve the new one."""
+        trial = self._ot_trials.get(trial_id)
+        epoch = result.get("epoch")
+        if trial is None or trial_id in self._completed_trials or epoch is None:
+            return
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = {m: float(result[m]) for m in metrics if result.get(m) is not None}
+        try:
+            if not isinstance(self.metric, list):
+                if self.metric in values:
+                    trial.report(values[self.metric], int(epoch))
+                return
+            attrs = trial.user_attrs
+            for metric, value in values.items():
+                trial.set_user_attr(CURVE + metric, curve(attrs.get(CURVE + metric), epoch, value))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        trial = self._ot_trials.get(trial_id)
+        if trial is not None and trial_id not in self._completed_trials:
+            tag(trial, status=final_status(result, error))
+        super().on_trial_complete(trial_id, result=result, error=error)
+
+
+class StudySearch(TaggedSearch):
+    """OptunaSearch whose restore hands a crashed driver's orphans back to the sampler: an
+    Optuna trial still RUNNING that no Tune trial owns (with a persistent storage the database
+    runs ahead of Tune's last snapshot) is marked failed and its parameters queued again."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        owned = {t.number for t in self._ot_trials.values()}
+        for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number not in owned:
+                self._ot_study.tell(t.number, state=TrialState.FAIL)
+                self._ot_study.enqueue_trial(t.params)
+
+
+class HparamsTensorBoard(TBXLoggerCallback):
+    """Tune's TensorBoard (tensorboardX) logger with every searched parameter (`params`:
+    name and kind, float | int | choices; study.tune.loggers.searched) in every trial's
+    hparams, "none" where the trial's method has none."""
+
+    def __init__(self, params: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__()
+        self.params = params
+
+    def _try_log_hparams(self, trial: Any, result: dict) -> None:
+        """Ray's hparams step (called as a trial ends), over all searched parameters."""
+        from tensorboardX.summary import hparams
+
+        flat = flatten_dict(trial.evaluated_params, delimiter=".")
+        given = {k: _plain(v) for k, v in flat.items()}
+        values = {name: given.get(name, NONE) for name, _ in self.params} | given
+        typed = {name: (0.0 if kind in ("float", "int") else NONE) for name, kind in self.params}
+        experiment, _, _ = hparams(hparam_dict=typed | given, metric_dict=result)
+        _, start, end = hparams(hparam_dict=values, metric_dict=result)
+        for summary in (experiment, start, end):
+            self._trial_writer[trial].file_writer.add_summary(summary)
+
+
+def _plain(value: Any) -> Any:
+    """An hparam value tensorboardX writes: numpy scalars as Python, others as text."""
+    value = value.item() if hasattr(value, "item") else value
+    return value if isinstance(value, (str, bool, int, float)) else str(value)
