@@ -24,7 +24,7 @@ from pathlib import Path
 
 WRITER = """
 import sys, optuna
-from study.tune.search import open_storage
+from study.tune.search import TAGS, open_storage
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 kind, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 storage = open_storage(kind, path)
@@ -35,7 +35,7 @@ i = 0
 while n < 0 or i < n:
     t = s.ask()
     x = t.suggest_float("x", 0, 1)
-    for k in ("tune_trial_id", "results_file", "status"):
+    for k in TAGS:  # the tags a study's trials carry
         t.set_user_attr(k, f"{k}-{i}")
     s.tell(t, [x, 1 - x])
     i += 1
