@@ -9,21 +9,14 @@ the bucket, stdout and Ray's logs hold no credential.
   names the storage. Credentials belong in the environment or a profile (for S3:
   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_PROFILE and ~/.aws/credentials), which
   pyarrow's filesystems read and never pickle.
-- Ray Tune copies AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SECURITY_TOKEN and
-  AWS_SESSION_TOKEN from the driver's environment into every trial actor's `runtime_env`
-  (ray.tune.execution.class_cache, Ray 2.60), and Ray's runtime-env agent logs each
-  runtime_env it sets up (`<session>/logs/runtime_env_agent.log`, mode 0644).
-  `keep_credentials_out_of_ray` takes them off that list. Trials on the driver's machine still
-  have them: Ray's workers inherit the environment of the Ray instance the driver started; on
-  a cluster each node's trials take them from that node's environment (`ray start` run with
-  them) or profile. Ray exposes no setting for this, so this module is the one place that
-  names Ray's private list; tests/test_secrets.py fails when Ray renames or changes it.
+- Ray Tune copies the AWS credentials of the driver's environment into every trial actor's
+  `runtime_env`, which Ray's runtime-env agent logs: study.tune.ray_private
+  (`keep_credentials_out_of_ray`) stops that.
 """
 
 from __future__ import annotations
 
 SECRET_WORDS = ("secret", "password", "passwd", "token", "key", "credential", "sig")
-RAY_MODULE, RAY_NAME = "ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"
 WHERE = (
     "set them in the environment or a profile instead (for S3: AWS_ACCESS_KEY_ID and "
     "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with ~/.aws/credentials)"
@@ -64,23 +57,6 @@ def refusal(uri: str, what: str) -> str | None:
         f"{what} {shown}: credentials in a URI would be written into Tune's files, the "
         f"study's storage and its output; {WHERE}"
     )
-
-
-def _propagated() -> set[str]:
-    """Ray Tune's list of driver variables copied into each trial actor's runtime_env."""
-    import importlib
-
-    names = getattr(importlib.import_module(RAY_MODULE), RAY_NAME, None)
-    if not isinstance(names, set):
-        raise RuntimeError(f"{RAY_MODULE}.{RAY_NAME} is no longer a set: see study/credentials.py")
-    return names
-
-
-def keep_credentials_out_of_ray() -> None:
-    """Stop Ray Tune from copying AWS credentials into the trials' runtime_env (and so into
-    Ray's runtime-env agent log); see the module docstring for where trials get them."""
-    names = _propagated()
-    names.difference_update({n for n in names if n.startswith("AWS_")})
 
 
 def spec_refusal(url: str | None) -> str | None:

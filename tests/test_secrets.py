@@ -120,13 +120,13 @@ def test_forms_find_a_pickled_or_encoded_secret():
 RAY_CHECK = """
 import os
 from ray.tune.execution import class_cache
-from study import credentials
+from study.tune.ray_private import keep_credentials_out_of_ray
 assert "AWS_SECRET_ACCESS_KEY" in class_cache.ENV_VARS_TO_PROPAGATE, "Ray no longer copies it"
 def actor_env():
     class Trainable: pass
     return class_cache._ActorClassCache().get(Trainable)._default_options["runtime_env"]
 assert os.environ["AWS_SECRET_ACCESS_KEY"] in str(actor_env())  # what Tune does by itself
-credentials.keep_credentials_out_of_ray()
+keep_credentials_out_of_ray()
 env = actor_env()["env_vars"]
 assert not any(k.startswith("AWS_") for k in env) and env.get("PL_DISABLE_FORK") == "1", env
 print("ok")
@@ -136,9 +136,9 @@ print("ok")
 def test_ray_tune_copies_no_aws_credentials_into_runtime_env():
     """Ray Tune's private list (ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE, Ray
     2.60) still exists and still copies AWS_SECRET_ACCESS_KEY into a trial actor's
-    runtime_env by itself, and study.credentials takes the AWS names off it (Tune's other
+    runtime_env by itself, and study.tune.ray_private takes the AWS names off it (Tune's other
     variables stay). Fails loudly when Ray renames or changes it: then revisit
-    study/credentials.py. A fresh process, so Ray's module is as Ray left it."""
+    study/tune/ray_private.py. A fresh process, so Ray's module is as Ray left it."""
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": SECRET}
     done = subprocess.run(
         [sys.executable, "-c", RAY_CHECK], env=env, capture_output=True, text=True, timeout=120

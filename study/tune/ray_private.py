@@ -10,10 +10,20 @@ gives the same result; tests/test_private_apis.py fails loudly when Ray changes 
   state (`_ot_trials`, `_ot_study`, `_completed_trials`) only that class unpickles. New studies
   use study.tune.searcher (Optuna's public ask-and-tell); tests/test_old_snapshot.py resumes a
   v0.2 study through this one.
+- `keep_credentials_out_of_ray`: Ray Tune copies AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SECURITY_TOKEN and AWS_SESSION_TOKEN from the driver's environment into every trial
+  actor's `runtime_env` (its list `ENV_VARS_TO_PROPAGATE` in ray.tune.execution.class_cache,
+  Ray 2.60), and Ray's runtime-env agent logs each runtime_env it sets up
+  (`<session>/logs/runtime_env_agent.log`, mode 0644); Ray has no setting for this, so the AWS
+  names are taken off that list (docs/reliability.md "Secrets"). Trials on the driver's machine
+  still have them: Ray's workers inherit the environment of the Ray instance the driver
+  started; on a cluster each node's trials take them from that node's environment (`ray start`
+  run with them) or profile. tests/test_secrets.py checks it in a fresh process.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import optuna
@@ -23,6 +33,25 @@ from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
 from study.tune.search import CURVE, NONE, REDRAWS, curve, final_status, rows_line, tag, twin
+
+RAY_MODULE, RAY_NAME = "ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"
+
+
+def _propagated() -> set[str]:
+    """Ray Tune's list of driver variables copied into each trial actor's runtime_env."""
+    names = getattr(importlib.import_module(RAY_MODULE), RAY_NAME, None)
+    if not isinstance(names, set):
+        raise RuntimeError(
+            f"{RAY_MODULE}.{RAY_NAME} is no longer a set: see study/tune/ray_private.py"
+        )
+    return names
+
+
+def keep_credentials_out_of_ray() -> None:
+    """Stop Ray Tune from copying AWS credentials into the trials' runtime_env (and so into
+    Ray's runtime-env agent log); see the module docstring for where trials get them."""
+    names = _propagated()
+    names.difference_update({n for n in names if n.startswith("AWS_")})
 
 
 class TaggedSearch(OptunaSearch):

@@ -21,7 +21,6 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler
 
-from study import credentials
 from study.crashpoints import crash_point
 from study.errors import ConfigError
 from study.spec import SAMPLERS, StudySpec
@@ -29,6 +28,7 @@ from study.train import data as data_mod
 from study.tune import names, start, storage
 from study.tune.loggers import make_loggers, searched
 from study.tune.progress import LiveStatus
+from study.tune.ray_private import keep_credentials_out_of_ray
 from study.tune.search import create_study, dashboard_command, study_storage
 from study.tune.searcher import StudySearcher
 from study.tune.worker import trainable
@@ -158,7 +158,7 @@ def fit(
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # errors: LiveStatus, Parquet
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: LiveStatus, not tables
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # Parquet; tune.loggers
-    credentials.keep_credentials_out_of_ray()  # AWS_* out of runtime_env and Ray's logs
+    keep_credentials_out_of_ray()  # AWS_* out of runtime_env and Ray's logs
     wrapped = tune.with_resources(
         tune.with_parameters(trainable, spec=spec, data=data),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
