@@ -13,7 +13,7 @@ model scores above 0, because each bin's accuracy is a mean of n_b coin flips. T
   each bin's accuracy redrawn from Normal(acc_b, acc_b(1 − acc_b)/n_b). Their code estimates
   E[ECE*] by resampling; here it is exact, E|N(μ, σ²)| = σ√(2/π)·e^(−μ²/2σ²) + μ(1 − 2Φ(−μ/σ)).
 For ℓ1 the correction is partial (a perfect model's 1.40 points fall to 0.81 in
-tests/test_analysis_ece_bias.py): it lowers the bias, it does not remove it.
+tests/analysis/test_analysis_ece_bias.py): it lowers the bias, it does not remove it.
 Numpy only (no torch): the analysis reads it from stored rows, old studies included.
 """
 

@@ -8,9 +8,9 @@ another seed of the same configuration. Each variant's trial is paired with ERM'
 same dataset, backbone (which carries any other setting that differs: `analysis.trials`) and
 replicate, and the mean of the paired differences gets a Student-t interval — with 3 replicates a
 percentile bootstrap interval is [min, max] of the differences, a sign test at p = 0.25, not a
-95% interval (tests/test_analysis_coverage.py measures both). A mark whose interval contains 0,
-or whose Holm-adjusted p-value is not below 0.05, is drawn hollow (△/▽); so is one without an
-interval (one replicate).
+95% interval (tests/analysis/test_analysis_coverage.py measures both). A mark whose interval
+contains 0, or whose Holm-adjusted p-value is not below 0.05, is drawn hollow (△/▽); so is one
+without an interval (one replicate).
 """
 
 from __future__ import annotations

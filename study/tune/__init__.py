@@ -5,7 +5,7 @@ the cluster (`cluster`). Imports study.train, study.results, study.spec and core
 
 The names below are where a Tune snapshot made before issue 19's move (flat `study.tune`)
 pickled them; `--resume` of such a study unpickles them from here, resolved on first use
-(kept for one release; tests/test_old_snapshot.py)."""
+(kept for one release; tests/tune/test_old_snapshot.py)."""
 
 import importlib
 from typing import Any

@@ -1,5 +1,5 @@
 """The one module that uses private names of Ray Tune (issue 19), each where no public way
-gives the same result; tests/test_private_apis.py fails loudly when Ray changes any of them.
+gives the same result; tests/tune/test_private_apis.py fails loudly when Ray changes any of them.
 
 - `HparamsTensorBoard` overrides TBXLoggerCallback's hparams step (`_try_log_hparams`, writing
   through `_trial_writer`): Ray declares only a trial's own parameters, so TensorBoard's hparams
@@ -8,7 +8,7 @@ gives the same result; tests/test_private_apis.py fails loudly when Ray changes 
 - `StudySearch` (with `TaggedSearch`) is v0.2's searcher, kept for one release so that a study
   begun before the package move still resumes: its Tune snapshot pickled an OptunaSearch, whose
   state (`_ot_trials`, `_ot_study`, `_completed_trials`) only that class unpickles. New studies
-  use study.tune.searcher (Optuna's public ask-and-tell); tests/test_old_snapshot.py resumes a
+  use study.tune.searcher (Optuna's public ask-and-tell); tests/tune/test_old_snapshot.py resumes a
   v0.2 study through this one.
 - `keep_credentials_out_of_ray`: Ray Tune copies AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_SECURITY_TOKEN and AWS_SESSION_TOKEN from the driver's environment into every trial
@@ -18,7 +18,7 @@ gives the same result; tests/test_private_apis.py fails loudly when Ray changes 
   names are taken off that list (docs/reliability.md "Secrets"). Trials on the driver's machine
   still have them: Ray's workers inherit the environment of the Ray instance the driver
   started; on a cluster each node's trials take them from that node's environment (`ray start`
-  run with them) or profile. tests/test_secrets.py checks it in a fresh process.
+  run with them) or profile. tests/tune/test_secrets.py checks it in a fresh process.
 """
 
 from __future__ import annotations

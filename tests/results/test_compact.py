@@ -36,7 +36,7 @@ from study.results.files import write_atomic
 from study.results.schema import SCHEMA
 from study.results.summary import summarize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPACTED = sorted([results_files.COMPACTED, results_files.SHORTLIST])
 
 
@@ -295,7 +295,7 @@ def _plain(x):
 def test_killed_midway_loses_nothing_and_a_rerun_finishes(tmp_path, stage):
     """Killed while writing (in the staged folder), and, where folders cannot be exchanged,
     between the renames and while removing: load_results sees each row once (the plain reader's
-    view of each step of the exchange: tests/test_compact_readers.py)."""
+    view of each step of the exchange: tests/results/test_compact_readers.py)."""
     rows = _study(tmp_path)
     before, last = _all_rows(tmp_path), _last_rows(tmp_path)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.same_rows import methods, trial_rows
 
-BEFORE = Path(__file__).parent / "fixtures" / "rows_before_move"
+BEFORE = Path(__file__).parents[1] / "fixtures" / "rows_before_move"
 
 
 @pytest.mark.parametrize("method", methods())

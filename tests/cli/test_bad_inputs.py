@@ -1,7 +1,7 @@
 """The attack as a suite: a corpus of bad inputs, each refused before any work with one line on
 stderr naming the problem (exit 2, no traceback). Specs go through `study validate` in-process
 (the same loading and checks as `study run`); `--set` values through `study trial`; a
-representative set runs the real executables as subprocesses (tests/test_bad_inputs_cli.py).
+representative set runs the real executables as subprocesses (tests/cli/test_bad_inputs_cli.py).
 docs/reliability.md counts them.
 """
 

@@ -18,7 +18,7 @@ from study.train.loader import Normalize
 from study.train.runtime import Runtime, cpu
 from study.train.trial import run_trial
 
-SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 CPU = torch.device("cpu")
 
 

@@ -71,7 +71,7 @@ def test_resume_with_nothing_to_resume(capsys, setup, command):
     assert str(storage / "new") in refused(capsys, [*argv, "--name", "new"], storage, cmd)
     assert not (storage / "new").exists()
     # (a study directory without Tune's state, killed before its first snapshot, is not refused:
-    # --resume restarts it from its spec.yaml, tests/test_kill_resume.py)
+    # --resume restarts it from its spec.yaml, tests/tune/test_kill_resume.py)
 
 
 def test_resume_is_run_with_resume(capsys, setup):

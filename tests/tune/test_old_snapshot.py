@@ -24,7 +24,7 @@ from test_kill_resume import ray_tmp  # noqa: F401 (a fixture: a private RAY_TMP
 
 pytestmark = pytest.mark.slow
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 WHERE = Path("/tmp/mixup-calibration-old-snapshot")  # where the v0.2 driver ran it
 
 

@@ -15,7 +15,7 @@ import yaml
 from study.errors import ConfigError
 from study.spec import SAMPLERS, load_spec, parse_spec
 
-SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 METHODS = ["erm", "mixup", "mixup_dt", "mixup_to", "mixup_sc", "mixup_io", "mit_l", "mit_a"]
 MIXING, MIT = METHODS[1:], ["mit_l", "mit_a"]
 BASE = {"dataset": {"name": "fake"}, "model": {"name": "resnet18", "width": 8}}

@@ -24,7 +24,7 @@ from study.cli import main as cli
 from study.spec import Resources, Search, TuneSettings
 from study.train.config import SECTIONS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NEEDS_MORE = ("--address", "s3://", "CIFAR10_DIR")  # a cluster, S3, the CIFAR-10 images
 
 

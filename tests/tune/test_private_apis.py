@@ -14,9 +14,9 @@ import optuna
 from ray.tune.logger import TBXLoggerCallback
 from ray.tune.search.optuna import OptunaSearch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRIVATE = ("_ot_trials", "_ot_study", "_completed_trials", "_try_log_hparams", "_trial_writer")
-PRIVATE += ("ENV_VARS_TO_PROPAGATE", "class_cache")  # checked by tests/test_secrets.py
+PRIVATE += ("ENV_VARS_TO_PROPAGATE", "class_cache")  # checked by tests/tune/test_secrets.py
 
 
 def space(trial: optuna.Trial) -> None:

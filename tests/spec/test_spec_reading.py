@@ -18,7 +18,7 @@ from study.cli.main import main
 from study.spec import load_spec
 from study.yamlio import dump_yaml, load_yaml, parse_sets
 
-SPACES = sorted((Path(__file__).parents[1] / "search_spaces").glob("*.yaml"))
+SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])

@@ -19,7 +19,7 @@ from study.errors import ConfigError
 from study.spec import load_spec, with_trials
 from study.tune import names, storage
 
-DEMO = Path(__file__).resolve().parents[1] / "search_spaces" / "demo.yaml"
+DEMO = Path(__file__).resolve().parents[2] / "search_spaces" / "demo.yaml"
 STAMP = r"demo-\d{8}-\d{6}"
 
 

@@ -1,5 +1,5 @@
 """The bad-input corpus through the real executables: `study` and `analysis` subprocesses, each
-refused with exit 2, one stderr line, no traceback, nothing created (tests/test_bad_inputs.py
+refused with exit 2, one stderr line, no traceback, nothing created (tests/cli/test_bad_inputs.py
 holds the in-process tables)."""
 
 from __future__ import annotations
