@@ -32,7 +32,7 @@ from study.tune.ray_private import keep_credentials_out_of_ray
 from study.tune.search import create_study, dashboard_command, study_storage
 from study.tune.searcher import StudySearcher
 from study.tune.worker import trainable
-from study.tune.writer import ResultsWriter
+from study.tune.writer import WRITER_THREADS, ResultsWriter
 from study.yamlio import dump_yaml
 
 DEFAULT_STORAGE = Path("studies")
@@ -96,7 +96,7 @@ def make_tuner(spec: StudySpec, study_dir: storage.Location, wrapped: Any) -> tu
             failure_config=tune.FailureConfig(max_failures=t.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=t.keep_checkpoints),
             callbacks=[
-                ResultsWriter(results, spec.name, spec, fs),
+                ResultsWriter(results, spec.name, spec, fs, workers=WRITER_THREADS),
                 LiveStatus(spec, home),
                 *make_loggers(t.loggers, home, spec.name, searched(spec)),
             ],

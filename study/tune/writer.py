@@ -1,8 +1,13 @@
-"""The study's rows on the driver: a Tune callback that writes every reported epoch's row, and
-one error row for a trial that fails."""
+"""The study's rows on the driver: a Tune callback that writes every reported epoch's row, off
+Tune's loop on `STUDY_WRITER_THREADS` threads (16; study.results.background, issue 21), and one
+error row for a trial that fails. benchmarks/bench_scale.py measures it (docs/study.md
+"Scale")."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +15,14 @@ import pyarrow.fs as pafs
 from ray import tune
 
 from study.crashpoints import crash_point
+from study.results.background import BackgroundWriter
 from study.results.schema import COMPACTED, SHORTLIST, STATUS_ERROR, last_line
 from study.results.trial_rows import TrialRows, parquet_files
 from study.train.identity import trial_columns
 from study.tune.checkpoint import checkpoint_rows
+
+# threads writing results files off Tune's loop (benchmarks/bench_scale.py, docs/study.md)
+WRITER_THREADS = int(os.environ.get("STUDY_WRITER_THREADS", "16"))
 
 
 def error_message(trial: Any) -> str:
@@ -26,30 +35,91 @@ class ResultsWriter(tune.Callback):
     """The driver-side Tune callback of a study: every reported epoch's row →
     `<dir>/<trial_id>.parquet` (study.results.trial_rows).
 
-    Rows are keyed on (trial_id, epoch) and flushed on every report, so an epoch redone after a
-    restore replaces its row and nothing is lost when the driver dies. A trial that errors gets
-    one more row, status "error", at the epoch it failed in, with the error's last line.
+    Rows are keyed on (trial_id, epoch), so an epoch redone after a restore replaces its row.
+    `workers=0`: each report rewrites its file before returning (the old, serial writer).
+    `workers=K`: K threads write (study.results.background), coalescing a trial's pending epochs
+    into one rewrite; `flush` waits for them and is called before every snapshot of Tune's
+    experiment state (`get_state`), when a trial errors, and at the experiment's end, so a
+    snapshot never names an epoch whose row is not on storage. A trial that errors gets one
+    more row, status "error", at the epoch it failed in, with the error's last line.
     """
 
     def __init__(
-        self, directory: Path, study: str, spec: Any, filesystem: pafs.FileSystem | None = None
+        self,
+        directory: Path,
+        study: str,
+        spec: Any,
+        filesystem: pafs.FileSystem | None = None,
+        workers: int = 0,
+        max_pending: int = 4096,
     ):
         self.directory, self.study, self.spec = Path(directory), study, spec
         self.filesystem = filesystem  # None: local; else where `directory` is (study.tune.storage)
+        self.workers, self.max_pending = workers, max_pending
         self._trials: dict[str, TrialRows] = {}
+        self._pool: BackgroundWriter | None = None  # started on the first row
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_trials": {}}  # a restored writer reads the files again
+    def __getstate__(self) -> dict[str, Any]:  # a restored writer reads the files again
+        return {**self.__dict__, "_trials": {}, "_pool": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A pickled writer; one of v0.2 (a Tune snapshot from before issue 21) wrote serially
+        and has no `workers`: it gets this version's threads."""
+        self.__dict__.update({"workers": WRITER_THREADS, "max_pending": 4096, **state})
+        self.__dict__.update(_trials={}, _pool=None)
 
     def rows(self, trial_id: str) -> TrialRows:
         if trial_id not in self._trials:
             path = self.directory / f"{trial_id}.parquet"
-            self._trials[trial_id] = TrialRows(path, self.filesystem, recover=checkpoint_rows)
+            lazy = self.workers > 0
+            self._trials[trial_id] = TrialRows(path, self.filesystem, checkpoint_rows, lazy)
         return self._trials[trial_id]
 
     def put(self, trial_id: str, row: dict[str, Any]) -> None:
-        self.rows(trial_id).put({**row, "study": self.study, "trial_id": trial_id})
-        crash_point("row")  # the kill tests' `STUDY_CRASH_AT=row:N`: right after the N-th row
+        rows, row = self.rows(trial_id), {**row, "study": self.study, "trial_id": trial_id}
+        if not self.workers:
+            rows.put(row)
+            return self.wrote(1)
+        if self._pool is None:
+            self._pool = BackgroundWriter(self._write, self.workers, self.max_pending)
+            atexit.register(self._close_at_exit)
+        rows.set(row)
+        self._pool.submit(trial_id)
+
+    def _write(self, trial_id: str) -> None:
+        self.wrote(self._trials[trial_id].write())
+
+    def wrote(self, rows: int) -> None:
+        """Called once `rows` more rows are on storage: the kill tests' crash point `row`
+        (`STUDY_CRASH_AT=row:N`: right after the N-th row is on storage)."""
+        for _ in range(rows):
+            crash_point("row")
+
+    def flush(self) -> None:
+        """Every row reported so far on storage; raises a background write's error."""
+        if self._pool is not None:
+            self._pool.flush()
+
+    def close(self) -> None:
+        """Flush and stop the writer threads (a later row starts new ones)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            atexit.unregister(self._close_at_exit)
+            pool.close()
+
+    def _close_at_exit(self) -> None:
+        pool = self._pool
+        try:
+            self.close()
+        except Exception as e:  # noqa: BLE001 - the interpreter is exiting: say it, one line
+            if not pool.raised:  # else the caller has said it already
+                print(f"study: results not all written at exit: {e}", file=sys.stderr)
+
+    def get_state(self) -> dict | None:
+        """Tune calls this while it snapshots the experiment state, before the snapshot is
+        uploaded: the rows of every epoch the snapshot names are on storage first."""
+        self.flush()
+        return None
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
@@ -58,7 +128,10 @@ class ResultsWriter(tune.Callback):
             self.put(trial.trial_id, result["row"])
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
+        self.flush()  # its rows (and the file's) are known, so the failed epoch is the next
         rows = self.rows(trial.trial_id)
+        if not rows.loaded:
+            rows.write()
         try:
             identity = trial_columns(self.spec.trial_config(trial.config))
         except ValueError:  # the config itself is what failed
@@ -71,7 +144,9 @@ class ResultsWriter(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info) -> None:
         """Set aside files of trials the study no longer has (started just before a driver
-        crash, then replaced on resume), so the results hold exactly the study's trials."""
+        crash, then replaced on resume), so the results hold exactly the study's trials.
+        Every row is written first."""
+        self.close()
         known = {t.trial_id for t in trials}
         fs = self.filesystem or pafs.LocalFileSystem()
         for path in parquet_files(self.directory, self.filesystem):
