@@ -34,7 +34,7 @@ def checkpoint_rows(study_dir: Path, trial_id: str) -> list[dict[str, Any]]:
     for folder in sorted((study_dir / "tune" / trial_id).glob("checkpoint_*"), reverse=True):
         try:
             state = torch.load(folder / STATE_FILE, weights_only=True, map_location="cpu")
-            rows = json.loads(state[ROWS])  # as the trial reported them: add what the
+            rows = rows_of(state)  # as the trial reported them: add what the
             # driver's writer adds (the study is named by its folder)
             extra = {
                 "study": study_dir.name,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from study.results import summary
-from study.results.schema import COLUMN_NAMES, SCHEMA_VERSION
+from study.results.schema import COLUMN_NAMES, IDENTITY, SCHEMA_VERSION
 from study.results.summary import summarize
 from study.spec import parse_spec
 from study.train import resolve
@@ -95,6 +95,14 @@ def test_trials_the_study_no_longer_has_are_set_aside(writer):
     writer.on_experiment_end([trial("kept")])
     assert set(pd.read_parquet(writer.directory).trial_id) == {"kept"}
     assert (writer.directory.parent / "orphaned_results" / "orphan.parquet").exists()
+
+
+@pytest.mark.parametrize("method", ["erm", "mixup", "mit_a", "regmixup"])
+def test_trial_columns_are_the_schemas_identity(method):
+    """One list names a row's identity (study.results.schema.IDENTITY): what trial_columns
+    gives, in order, and what a rebuilt error row copies (study.results.quarantine)."""
+    cols = trial_columns(resolve.trial_config({"method": {"name": method}}))
+    assert tuple(cols) == IDENTITY
 
 
 def test_trial_columns_null_what_the_method_does_not_take():

@@ -23,7 +23,7 @@ class Counter:
 
 
 def test_a_new_lambda_never_recompiles():
-    torch._dynamo.reset()
+    torch.compiler.reset()
     model = models.build(ModelConfig("small_cnn", width=4), 10, 1)
     counter = Counter()
     models.compile_stages(model, backend=counter)
@@ -48,7 +48,7 @@ def test_runtime_compile_compiles_the_trial_model(monkeypatch, fake_data):
         real(model, backend=counter)
 
     monkeypatch.setattr(models, "compile_stages", recording)
-    torch._dynamo.reset()
+    torch.compiler.reset()
     states = []
     cfg = tiny_config(**{"runtime.compile": True, "runtime.channels_last": False})
     outcome = run_trial(cfg, lambda row, state: states.append(state()), data=fake_data)
