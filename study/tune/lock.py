@@ -15,10 +15,12 @@ The lock lives beside the study directory, so it exists before the directory doe
   object with the holder's host, PID, a random token and the start time, rewritten every
   HEARTBEAT_SECONDS. A lease is free when absent, when its holder was on this host and its PID
   is gone, or when it is older than LEASE_SECONDS by the store's own clock (so clocks of
-  different hosts need not agree). Taking it: write our token, wait SETTLE_SECONDS, read it
-  back; only the driver whose token is there holds it (the store's read-after-write consistency
-  makes one of two writers win). A holder whose heartbeat finds another token says so on stderr
-  and stops heartbeating: it was stalled past the lease, and another driver took over.
+  different hosts need not agree). Taking it: read it once more (judging it took several
+  requests: a driver slowed there must not overwrite a lease another took meanwhile), write our
+  token, wait SETTLE_SECONDS, read it back; only the driver whose token is there holds it (the
+  store's read-after-write consistency makes one of two writers win). A holder whose heartbeat
+  finds another token says so on stderr and stops heartbeating: it was stalled past the lease,
+  and another driver took over.
 """
 
 from __future__ import annotations
@@ -203,16 +205,36 @@ class _Lease:
         with self.fs.open_output_stream(self.path) as f:
             f.write(json.dumps(self.me).encode())
 
+    def _token(self) -> str | None:
+        """The token of the lease there now (None: no lease), in one read, no clock probe."""
+        if self.fs.get_file_info(self.path).type == pafs.FileType.NotFound:
+            return None
+        try:
+            with self.fs.open_input_stream(self.path) as f:
+                return _parse(f.read()).get("token") or ""
+        except OSError:  # removed in between (its holder released it)
+            return None
+
     def acquire(self) -> None:
         found = self._read()
+        why = None
         if found is not None:
             record, age = found
             if _dead_here(record):
-                _took_over(self.study_dir, record, "it is no longer running")
+                why = "it is no longer running"
             elif age > LEASE_SECONDS:
-                _took_over(self.study_dir, record, f"its lease was last renewed {age:.0f} s ago")
+                why = f"its lease was last renewed {age:.0f} s ago"
             else:
                 raise _refusal(self.study_dir, record)
+        # Another driver may have written its lease since our read (reading the store's clock
+        # takes several requests): write only over what we judged, read again just before;
+        # two writes close together are then settled by the read-back below.
+        judged = None if found is None else (found[0].get("token") or "")
+        if self._token() != judged:
+            now = self._read()
+            raise _refusal(self.study_dir, now[0] if now else {})
+        if why is not None:
+            _took_over(self.study_dir, found[0], why)
         self._write()
         time.sleep(SETTLE_SECONDS)
         found = self._read()

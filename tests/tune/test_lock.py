@@ -4,8 +4,10 @@ holder's lock is taken over and says so, on local disk (flock) and on an S3 serv
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -148,6 +150,34 @@ def test_of_two_drivers_taking_one_lease_at_once_one_wins(s3, quick_lease):  # n
         for t in threads:
             t.join()
         assert sorted(outcomes) == ["held", "refused"], outcomes
+
+
+def test_a_taker_slowed_after_judging_a_dead_lease_does_not_overwrite_a_new_one(
+    s3,  # noqa: F811
+    quick_lease,
+    monkeypatch,
+):
+    """Reading the store's clock takes several requests: a driver that judged the lease dead
+    and is slow to write its own must not overwrite the one another driver took meanwhile (the
+    race a loaded machine showed: both resumes took over the same dead lease and ran)."""
+    where, key = "s3://bkt/leases/slow", "bkt/leases/.slow.lease"
+    fs, _ = pafs.FileSystem.from_uri("s3://bkt")
+    dead = {"host": socket.gethostname(), "boot": lock._boot_id(), "pid": 2**22 + 7, "token": "d"}
+    with fs.open_output_stream(key) as f:
+        f.write(json.dumps(dead).encode())
+    real = lock._Lease._read
+
+    def judged_then_overtaken(self):
+        found = real(self)
+        with fs.open_output_stream(key) as f:  # the other driver's lease, written meanwhile
+            f.write(b'{"host": "elsewhere", "pid": 1, "token": "t", "command": "study run x"}')
+        monkeypatch.setattr(lock._Lease, "_read", real)
+        return found
+
+    monkeypatch.setattr(lock._Lease, "_read", judged_then_overtaken)
+    with pytest.raises(lock.StudyLocked, match="on elsewhere"):
+        with lock.held(storage.open_location(where)):
+            pass
 
 
 def take_lease(where: str, barrier: threading.Barrier, outcomes: list[str]) -> None:
