@@ -80,9 +80,10 @@ class SimWriter(Measured, ResultsWriter):
 def make_row(trial: int, epoch: int, epochs: int, rng: np.random.Generator) -> dict[str, Any]:
     """A row as study.trial builds one (identity of a real TrialConfig, every metric, bins)."""
     from study.spec import parse_spec
+    from study.train import resolve
 
     spec = parse_spec({"name": "scale", "dataset": {"name": "fake"}, "model": {"name": "resnet18"}})
-    cfg = spec.trial_config({}).replace(**{"train.seed": trial, "train.epochs": epochs})
+    cfg = resolve.replace(spec.trial_config({}), **{"train.seed": trial, "train.epochs": epochs})
     row: dict[str, Any] = {**trial_columns(cfg), "epoch": epoch, "status": "ok"}
     for name, dtype, _ in schema.COLUMNS:
         if name in row or name in ("study", "trial_id", "schema_version"):
