@@ -32,7 +32,7 @@ from ray.tune.logger import TBXLoggerCallback
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils import flatten_dict
 
-from study.tune.search import CURVE, NONE, REDRAWS, curve, final_status, rows_line, tag, twin
+from study.tune.search import NONE, REDRAWS, final_status, report_epoch, rows_line, tag, twin
 
 RAY_MODULE, RAY_NAME = "ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE"
 
@@ -90,28 +90,13 @@ class TaggedSearch(OptunaSearch):
         return params
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Per-epoch values, step = the row's epoch (not Tune's iteration count, which a
-        trial restored from an earlier checkpoint need not share): `Trial.report` with one
-        objective; with several, which `report` refuses, the user attrs `curve.<metric>`. None
-        for a trial the storage already holds finished (`_tag`: a resumed study re-reports
-        epochs of trials told before the crash). An epoch reported again (a resumed trial):
-        `Trial.report` keeps a value this searcher already holds for it, the curve the new one."""
+        """Per-epoch values at the row's epoch (study.tune.search.report_epoch; not Tune's
+        iteration count, which a trial restored from an earlier checkpoint need not share)."""
         trial = self._ot_trials.get(trial_id)
         epoch = result.get("epoch")
         if trial is None or trial_id in self._completed_trials or epoch is None:
             return
-        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
-        values = {m: float(result[m]) for m in metrics if result.get(m) is not None}
-        try:
-            if not isinstance(self.metric, list):
-                if self.metric in values:
-                    trial.report(values[self.metric], int(epoch))
-                return
-            attrs = trial.user_attrs
-            for metric, value in values.items():
-                trial.set_user_attr(CURVE + metric, curve(attrs.get(CURVE + metric), epoch, value))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
+        report_epoch(trial, self.metric, int(epoch), result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False

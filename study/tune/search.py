@@ -112,6 +112,25 @@ def final_status(result: dict[str, Any] | None, error: bool) -> str:
     return "error" if error else str(status or "unknown")
 
 
+def report_epoch(trial: optuna.Trial, metric: str | list[str], epoch: int, result: dict) -> None:
+    """One epoch's objective values to Optuna at step `epoch`: `Trial.report` with one objective;
+    with several, which `report` refuses, the user attrs `curve.<metric>`. Nothing for a trial
+    the storage already holds finished; `report` keeps a value it holds for an epoch reported
+    again (a resumed trial), the curve takes the new one."""
+    metrics = metric if isinstance(metric, list) else [metric]
+    values = {m: float(result[m]) for m in metrics if result.get(m) is not None}
+    try:
+        if not isinstance(metric, list):
+            if metric in values:
+                trial.report(values[metric], epoch)
+            return
+        attrs = trial.user_attrs
+        for name, value in values.items():
+            trial.set_user_attr(CURVE + name, curve(attrs.get(CURVE + name), epoch, value))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+
+
 def curve(values: list | None, epoch: int, value: float) -> list:
     """`values` (epoch 1 first) with `epoch`'s value set: appended, or put in its place when
     a resumed trial reports an epoch again; a gap (never expected) is filled with None."""

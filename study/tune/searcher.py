@@ -22,7 +22,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from study.tune.search import CURVE, REDRAWS, curve, final_status, rows_line, tag, twin
+from study.tune.search import REDRAWS, final_status, report_epoch, rows_line, tag, twin
 
 log = logging.getLogger(__name__)
 Space = Callable[[optuna.Trial], dict[str, Any] | None]  # define-by-run: suggests on the trial
@@ -87,26 +87,12 @@ class StudySearcher(Searcher):
         return params
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Per-epoch values, step = the row's epoch (not Tune's iteration count, which a
-        trial restored from an earlier checkpoint need not share): `Trial.report` with one
-        objective; with several, which `report` refuses, the user attrs `curve.<metric>`. None
-        for a trial the storage already holds finished (a resumed study re-reports epochs of
-        trials told before the crash). An epoch reported again (a resumed trial): `report`
-        keeps the value it holds, the curve takes the new one."""
+        """Per-epoch values at the row's epoch (study.tune.search.report_epoch; not Tune's
+        iteration count, which a trial restored from an earlier checkpoint need not share)."""
         trial, epoch = self.trials.get(trial_id), result.get("epoch")
         if trial is None or trial_id in self.ended or epoch is None:
             return
-        values = {m: float(result[m]) for m in self.metrics if result.get(m) is not None}
-        try:
-            if not isinstance(self.metric, list):
-                if self.metric in values:
-                    trial.report(values[self.metric], int(epoch))
-                return
-            attrs = trial.user_attrs
-            for metric, value in values.items():
-                trial.set_user_attr(CURVE + metric, curve(attrs.get(CURVE + metric), epoch, value))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass
+        report_epoch(trial, self.metric, int(epoch), result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
