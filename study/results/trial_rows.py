@@ -75,14 +75,18 @@ class TrialRows:
         self.set(row)
         self.write()
 
-    def write(self) -> int:
-        """Rewrite the file with every row held now; the rows set since the last write (what
-        this write put on storage, for the crash point `row`)."""
-        if not self.loaded:  # rows set in this session are newer than the file's
+    def load(self) -> None:
+        """Read a lazy trial's file once: its rows under the ones set since (which are newer)."""
+        if not self.loaded:
             old = self._read()
             with self.lock:
                 self.rows = {**old, **self.rows}
                 self.loaded = True
+
+    def write(self) -> int:
+        """Rewrite the file with every row held now; the rows set since the last write (what
+        this write put on storage, for the crash point `row`)."""
+        self.load()
         with self.lock:
             rows, changes = [self.rows[e] for e in sorted(self.rows)], self.changes
         write_atomic(self._table(rows), self.path, self.filesystem)

@@ -188,3 +188,25 @@ def test_a_v0_2_writer_unpickles_with_threads(tmp_path):
     report(old, "a", 1)
     old.flush()
     assert epochs(old) == {"a": [1]}
+
+
+def test_a_restored_trials_error_row_follows_the_files_rows_in_one_write(tmp_path, writes):
+    """After a restore the writer holds no rows of a trial until it reads its file: the error
+    row goes after the file's last epoch, and only that row's write is made (the file is read,
+    not rewritten, to find it)."""
+    from test_results import SPEC
+
+    first = ResultsWriter(tmp_path / "results", "unit", SPEC, workers=2)
+    for e in (1, 2):
+        report(first, "a", e)
+    first.flush()
+    restored = pickle.loads(pickle.dumps(first))
+    writes.clear()
+    error = tmp_path / "error.txt"
+    error.write_text("Traceback …\nValueError: boom\n")
+    restored.on_trial_error(0, [], trial("a", error_file=str(error)))
+    restored.flush()
+    df = pd.read_parquet(restored.directory).sort_values("epoch")
+    assert list(df.epoch) == [1, 2, 3] and df.status.iloc[-1] == "error"
+    assert df.message.iloc[-1] == "ValueError: boom"
+    assert writes == [("a", 3)]
