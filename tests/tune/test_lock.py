@@ -1,21 +1,15 @@
 """One driver per study (study.tune.lock): a second holder is refused naming the first, a dead
-holder's lock is taken over and says so, on local disk (flock) and on an S3 server (a lease);
+holder's lock is taken over and says so, on local disk (flock; the S3 lease: test_lease.py);
 `study compact` takes the lock too. The real races of two drivers are in test_lock_races.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 
-import pyarrow.fs as pafs
 import pytest
-from test_storage import s3  # noqa: F401 - the loopback S3 server fixture
 
 from study.cli.main import main
 from study.tune import lock, storage
@@ -92,102 +86,6 @@ def test_study_compact_takes_the_lock(tmp_path, capsys):
     finally:
         other.kill()
         other.wait()
-
-
-@pytest.fixture
-def quick_lease(monkeypatch):
-    monkeypatch.setattr(lock, "SETTLE_SECONDS", 0.5)
-    monkeypatch.setattr(lock, "HEARTBEAT_SECONDS", 0.3)
-
-
-def lease_info(uri: str) -> pafs.FileInfo:
-    fs, path = pafs.FileSystem.from_uri(uri)
-    return fs.get_file_info(path)
-
-
-def test_a_lease_on_s3_refuses_a_second_driver_and_is_renewed(s3, quick_lease):  # noqa: F811
-    where = "s3://bkt/leases/a"
-    refused_while_held(where)
-    with lock.held(storage.open_location("s3://bkt/leases/b")):
-        first = lease_info("s3://bkt/leases/.b.lease").mtime
-        time.sleep(2.5)  # the store's clock has one-second steps
-        assert lease_info("s3://bkt/leases/.b.lease").mtime > first  # the heartbeat renewed it
-    assert lease_info("s3://bkt/leases/.b.lease").type == pafs.FileType.NotFound  # released
-
-
-def test_a_dead_or_silent_lease_is_taken_over_and_said(s3, quick_lease, capsys, monkeypatch):  # noqa: F811
-    where = "s3://bkt/leases/c"
-    other = holding(where, 60)
-    os.kill(other.pid, signal.SIGKILL)  # on this host, its PID gone: free at once
-    other.wait()
-    with lock.held(storage.open_location(where)):
-        err = capsys.readouterr().err
-        assert f"took over the lock of driver PID {other.pid}" in err and "no longer" in err
-    fs, _ = pafs.FileSystem.from_uri("s3://bkt")
-    with fs.open_output_stream("bkt/leases/.d.lease") as f:  # another host's, not renewed
-        f.write(b'{"host": "elsewhere", "pid": 1, "token": "t", "command": "study run x"}')
-    with pytest.raises(lock.StudyLocked, match="on elsewhere"):
-        with lock.held(storage.open_location("s3://bkt/leases/d")):
-            pass
-    monkeypatch.setattr(lock, "LEASE_SECONDS", 1.0)
-    time.sleep(2.5)
-    with lock.held(storage.open_location("s3://bkt/leases/d")):
-        assert "last renewed" in capsys.readouterr().err
-
-
-def test_of_two_drivers_taking_one_lease_at_once_one_wins(s3, quick_lease):  # noqa: F811
-    """Both find the lease free and write theirs; after the settle time only the last writer's
-    token is there, so exactly one holds it (each attempt a fresh study)."""
-    for attempt in range(3):
-        where = f"s3://bkt/leases/race{attempt}"
-        outcomes: list[str] = []
-        barrier = threading.Barrier(2)
-        threads = [
-            threading.Thread(target=take_lease, args=(where, barrier, outcomes)) for _ in range(2)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert sorted(outcomes) == ["held", "refused"], outcomes
-
-
-def test_a_taker_slowed_after_judging_a_dead_lease_does_not_overwrite_a_new_one(
-    s3,  # noqa: F811
-    quick_lease,
-    monkeypatch,
-):
-    """Reading the store's clock takes several requests: a driver that judged the lease dead
-    and is slow to write its own must not overwrite the one another driver took meanwhile (the
-    race a loaded machine showed: both resumes took over the same dead lease and ran)."""
-    where, key = "s3://bkt/leases/slow", "bkt/leases/.slow.lease"
-    fs, _ = pafs.FileSystem.from_uri("s3://bkt")
-    dead = {"host": socket.gethostname(), "boot": lock._boot_id(), "pid": 2**22 + 7, "token": "d"}
-    with fs.open_output_stream(key) as f:
-        f.write(json.dumps(dead).encode())
-    real = lock._Lease._read
-
-    def judged_then_overtaken(self):
-        found = real(self)
-        with fs.open_output_stream(key) as f:  # the other driver's lease, written meanwhile
-            f.write(b'{"host": "elsewhere", "pid": 1, "token": "t", "command": "study run x"}')
-        monkeypatch.setattr(lock._Lease, "_read", real)
-        return found
-
-    monkeypatch.setattr(lock._Lease, "_read", judged_then_overtaken)
-    with pytest.raises(lock.StudyLocked, match="on elsewhere"):
-        with lock.held(storage.open_location(where)):
-            pass
-
-
-def take_lease(where: str, barrier: threading.Barrier, outcomes: list[str]) -> None:
-    barrier.wait()
-    try:
-        with lock.held(storage.open_location(where)):
-            outcomes.append("held")
-            time.sleep(1.5)  # hold past the other's settle time
-    except lock.StudyLocked:
-        outcomes.append("refused")
 
 
 def test_the_lock_file_is_beside_the_study_and_gone_after(tmp_path):
