@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from analysis import evidence, findings_claims, stats, trials
+from analysis import evidence, findings_claims, settings, stats, trials
 from analysis import findings_checks as checks
 from analysis.evidence import CONTRADICTED, INCONCLUSIVE, SUPPORTED, Comparison, Finding, Findings
 from analysis.findings_render import markdown  # the report's Findings section
@@ -70,13 +70,13 @@ CLAIMS_VS_ERM = [  # claim, statement, metric, sign of (mixup − ERM) the claim
 def assess(df: pd.DataFrame, search: trials.Search | None = None) -> Findings:
     """The Findings of one-row-per-trial results (`load_results(path, "last" or "best")`).
 
-    Trials that differ in more than their replicate are separate cells (`trials.separate`);
+    Trials that differ in more than their replicate are separate cells (`settings.separate`);
     repeated trials count once (`trials.drop_repeats`), searched methods by their best trial
     (`trials.collapse_searched`, `search` from `trials.read_search`); C4 uses every α.
     """
     search = search or trials.Search()
-    mixed = trials.mixed_settings(stats.with_replicates(df))
-    df = trials.separate(df)
+    mixed = settings.mixed_settings(stats.with_replicates(df))
+    df = settings.separate(df)
     unique = trials.drop_repeats(df)
     view = trials.collapse_searched(unique, search)
     ok = view[view["status"] == STATUS_OK]

@@ -10,7 +10,7 @@
   pairs per backbone. Replicates that share one `dataset.split_seed`: the intervals cover one
   data subset, not the dataset at this scale.
 - Settings that differ between trials of a cell beyond the replicate: reported as separate
-  cells (`analysis.trials.separate`), never averaged.
+  cells (`analysis.settings.separate`), never averaged.
 
 Notes: the noise floor of the calibrated ECE at this test size (`analysis.ece_bias`), and how
 far choosing a searched method's best of N trials on validation moves its test metrics.
@@ -40,7 +40,7 @@ def warnings(
     mixed: dict[tuple[str, str, str], list[str]] | None = None,
 ) -> list[str]:
     """Warnings on `df` (one row per trial), its repeat-free rows and the table view; `mixed`:
-    `trials.mixed_settings` of the rows before `trials.separate`."""
+    `settings.mixed_settings` of the rows before `settings.separate`."""
     return [
         *_unfinished(df),
         *_repeats(df),

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from analysis import findings, paper, render, stats, tables, trials
+from analysis import findings, paper, render, report_figures, settings, stats, tables, trials
 from analysis.load import LABEL_KEYS, TRIAL_KEYS, read_results
 from analysis.reliability import BIN_COLUMNS
 from analysis.variants import METRICS, Metric, get_metric
@@ -51,70 +50,6 @@ MAX_LISTED = 20  # failed trials listed by name; the rest are counted
 Progress = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class FigureSpec:
-    """One figure of the report: file name, title, what it shows, and which rows it needs."""
-
-    file: str
-    title: str
-    shows: str
-    draw: str  # name of the analysis.figures function
-    rows: str  # "trials": every trial once; "view": searched methods by their best trial;
-    # "curves": every epoch of the view's trials
-    missing: str  # why it is skipped when there is nothing to draw
-
-
-FIGURES = [
-    FigureSpec(
-        file="figure1_alpha.png",
-        title="Figure 1: mixup's α",
-        shows="Accuracy, ECE and calibrated ECE (%) against mixup's α, mean ± std over seeds "
-        "per backbone; dashed lines are ERM",
-        draw="alpha_sweep",
-        rows="trials",
-        missing="mixup ran at fewer than two α values",
-    ),
-    FigureSpec(
-        file="dilemma.png",
-        title="The accuracy–calibration dilemma",
-        shows="One point per trial, one colour per method; ringed points and the black line are "
-        "the Pareto front (no other trial is both more accurate and better calibrated)",
-        draw="dilemma",
-        rows="trials",
-        missing="no trial has an ok epoch",
-    ),
-    FigureSpec(
-        file="epoch_curves.png",
-        title="Training curves",
-        shows="Test accuracy and calibrated ECE (%) per epoch, mean over backbones and seeds",
-        draw="epoch_curves",
-        rows="curves",
-        missing="no trial has an ok epoch",
-    ),
-    FigureSpec(
-        file="figure2_ablation.png",
-        title="Figure 2: ablations",
-        shows="Calibrated ECE and mean confidence; blue: mixed labels, green: one-hot labels",
-        draw="ablation",
-        rows="view",
-        missing="none of the ablations (Mixup-DT, -TO, -SC, -IO) ran",
-    ),
-    FigureSpec(
-        file="reliability.png",
-        title="Reliability diagrams",
-        shows="Accuracy per confidence bin at each trial's selected epoch, pooled over "
-        "backbones and seeds; filled red bars: raw logits, blue outlines: after temperature "
-        "scaling (T fitted on validation); the dashed diagonal is perfect calibration; grey "
-        "bars under each panel: test samples per bin (raw); each panel's top left corner "
-        "gives the ECEs of its pooled bins",
-        draw="reliability_diagrams",
-        rows="view",
-        missing="these results have no per-bin statistics (the test_bin_* columns are null: "
-        "written before the schema had them, or no trial has an ok epoch)",
-    ),
-]
-
-
 def build_report(
     results: str | Path,
     out: str | Path,
@@ -140,7 +75,7 @@ def build_report(
     say(f"read {len(all_rows):,} rows of {len(chosen):,} trials in {len(files):,} files")
     # Each configuration and seed once; a searched method by its best trial (analysis.trials).
     search = trials.read_search(results).selecting(select)
-    unique = trials.drop_repeats(trials.separate(chosen))
+    unique = trials.drop_repeats(settings.separate(chosen))
     view = trials.collapse_searched(unique, search)
     say("findings")
     title = f"# Results report: study {_names(all_rows['study'])}"
@@ -155,7 +90,7 @@ def build_report(
     parts += [_statistics(view), _paper(view)]
     say("figures")
     frames = {"trials": unique, "view": view, "curves": trials.curves_of(all_rows, view)}
-    parts.append(_figures(frames, out, say))
+    parts.append(report_figures.section(frames, out, say))
     out.mkdir(parents=True, exist_ok=True)
     report = out / "report.md"
     report.write_text("\n\n".join(p for p in parts if p) + "\n")
@@ -329,16 +264,3 @@ def _paper(chosen: pd.DataFrame) -> str:
     note = "Paper columns: see analysis/paper.py for the mapping of its last three columns."
     body = paper.comparison_markdown(comparison)
     return "\n\n".join([head, note, "\n".join(lines), body])
-
-
-def _figures(frames: dict[str, pd.DataFrame], out: Path, say: Progress) -> str:
-    from analysis import figures  # matplotlib only when figures are drawn
-
-    parts = ["## Figures"]
-    for spec in FIGURES:
-        data = getattr(figures, spec.draw)(frames[spec.rows], out / spec.file)
-        if len(data):
-            say(f"wrote {spec.file}")
-        shown = f"![{spec.title}]({spec.file})\n\n{spec.shows}."
-        parts += [f"### {spec.title}", shown if len(data) else f"Not drawn: {spec.missing}."]
-    return "\n\n".join(parts)

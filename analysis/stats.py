@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis.trials import split_seeds
+from analysis.settings import split_seeds
 from analysis.variants import BASELINE, get_metric
 from study.pareto import pareto_front  # the dilemma plot's front; lives below the study
 from study.results.schema import STATUS_OK

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from analysis_fixtures import grid, write
 
-from analysis import findings, load_results, report, synthetic, trials
+from analysis import findings, load_results, report, settings, synthetic, trials
 from analysis.findings import CONTRADICTED, INCONCLUSIVE, SUPPORTED
 from study.results.files import write_atomic
 
@@ -242,6 +242,6 @@ def test_settings_beyond_the_replicate_are_separate_cells(tmp_path):
     text = " ".join(result.warnings)
     assert "differ in more than their replicate" in text and "train.epochs" in text
     assert "share one data subset (dataset.split_seed 0)" in text
-    separated = trials.separate(both)
+    separated = settings.separate(both)
     assert separated["backbone"].astype(str).str.contains(r"\[train\.epochs=").all()
-    assert trials.separate(separated)["backbone"].equals(separated["backbone"])  # idempotent
+    assert settings.separate(separated)["backbone"].equals(separated["backbone"])  # idempotent
