@@ -172,7 +172,8 @@ def table1(df: pd.DataFrame) -> Table1:
     long = pd.concat(values, axis=1).rename_axis(columns="metric").stack(future_stack=True)
     mark_long = pd.concat(marks, axis=1).rename_axis(columns="metric").stack(future_stack=True)
     mark_long = mark_long.reindex(long.index).fillna("")
-    return Table1(_table1_wide(long), _table1_wide(mark_long))
+    # a cell one dataset has and another lacks is NaN in the other's row once wide: no mark
+    return Table1(_table1_wide(long), _table1_wide(mark_long).fillna(""))
 
 
 def _table1_wide(long: pd.Series) -> pd.DataFrame:

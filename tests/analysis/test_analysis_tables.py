@@ -101,3 +101,18 @@ def test_table1_marks_better_worse_and_noise(tmp_path):
     assert marks.loc["test_ece", ("ERM", "resnet18")] == ""
     assert view.values.loc[("cifar10", "test_ece"), ("ERM", "resnet18")] == pytest.approx(0.05)
     assert "2.00▲" in view.to_markdown()
+
+
+def test_table1_with_a_cell_one_dataset_lacks(tmp_path):
+    """A mixup α run on one dataset only: the other dataset's cell is empty, not a crash
+    (`analysis report` failed with a TypeError on benchmarks/bench_analysis.py's results)."""
+    variants = [("erm", None, None), ("mixup", 1.0, None)]
+    both = grid(["cifar10", "cifar100"], ["resnet18"], variants)
+    one = grid(["cifar10"], ["resnet18"], [("mixup", 0.1, None)])
+    frame = synthetic.trials(pd.concat([both, one], ignore_index=True), 2)
+    write_atomic(synthetic.to_arrow(synthetic.epoch_rows(frame, 1)), tmp_path / "r.parquet")
+    view = table1(load_results(tmp_path))
+    cell = ("Mixup (α=0.1)", "resnet18")
+    assert view.marks.loc[("cifar100", "test_ece"), cell] == ""
+    assert np.isnan(view.values.loc[("cifar100", "test_ece"), cell])
+    assert "nan" not in view.to_markdown().lower()
