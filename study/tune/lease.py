@@ -117,9 +117,9 @@ class Lease:
             raise refusal(self.study_dir, live[0].record)
         self._put(self.claim, json.dumps(self.me).encode())
         time.sleep(SETTLE_SECONDS)
-        claims = self.claims()
-        dead = [(c, why) for c in claims if (why := self._why_dead(c)) is not None]
-        live = [c for c in claims if self._why_dead(c) is None]
+        judged = [(c, self._why_dead(c)) for c in self.claims()]
+        dead = [(c, why) for c, why in judged if why is not None]
+        live = [c for c, why in judged if why is None]
         if not live or live[0].token != self.me["token"]:
             self._remove(self.claim)
             other = [c for c in live if c.token != self.me["token"]]

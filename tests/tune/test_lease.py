@@ -34,6 +34,11 @@ def objects(parent: str, name: str) -> dict[str, pafs.FileInfo]:
     return {i.base_name: i for i in listed if i.base_name.startswith(f".{name}.lease")}
 
 
+def claims(parent: str, name: str) -> list[str]:
+    """The claim objects alone (not a heartbeat, which may or may not be written yet)."""
+    return [n for n in objects(parent, name) if "." not in n[len(f".{name}.lease-") :]]
+
+
 def claim(parent: str, name: str, record: dict) -> None:
     """Another driver's claim, written here (as by another host)."""
     fs, _ = pafs.FileSystem.from_uri("s3://bkt")
@@ -46,9 +51,9 @@ ELSEWHERE = {"host": "elsewhere", "pid": 1, "token": "0e15e", "command": "study 
 
 def test_a_claim_refuses_a_second_driver_is_renewed_and_removed(s3, quick_lease):  # noqa: F811
     refused_while_held("s3://bkt/leases/a")
-    assert len(objects("bkt/leases", "a")) == 1  # the killed holder's claim; the refused left none
+    assert len(claims("bkt/leases", "a")) == 1  # the killed holder's; the refused left none
     with lock.held(storage.open_location("s3://bkt/leases/b")):
-        (name,) = objects("bkt/leases", "b")
+        (name,) = claims("bkt/leases", "b")
         time.sleep(1.5)
         beat = objects("bkt/leases", "b")[f"{name}.beat"].mtime
         time.sleep(2.2)  # the store's clock has one-second steps
@@ -69,7 +74,7 @@ def test_a_dead_or_silent_claim_is_taken_over_said_and_removed(
     with lock.held(storage.open_location(where)):
         err = capsys.readouterr().err
         assert f"took over the lock of driver PID {other.pid}" in err and "no longer" in err
-        assert len(objects("bkt/leases", "c")) == 1  # ours; the dead one's removed
+        assert len(claims("bkt/leases", "c")) == 1  # ours; the dead one's removed
     claim("bkt/leases", "d", ELSEWHERE)  # another host's, not renewed
     with pytest.raises(lock.StudyLocked, match="driver PID 1 on elsewhere"):
         with lock.held(storage.open_location("s3://bkt/leases/d")):
