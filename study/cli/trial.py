@@ -73,5 +73,5 @@ def trial_cli(args: argparse.Namespace) -> int:
     with one_line(args.results or ".", "free space, then run the trial again"):
         outcome = run_trial(cfg, on_epoch, data=data, progress=not args.quiet)
     if rows is not None:
-        print(f"results: {rows.path}")
+        print(f"results: {args.results} (trial {trial_id}, a file per epoch)")
     return 0 if outcome.status == "ok" else 1

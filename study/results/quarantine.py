@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from study.results import compact_swap
-from study.results.files import write_atomic
+from study.results.files import LEAN, write_atomic
+from study.results.names import listing_of, part_name, trial_of
 from study.results.schema import (
     COLUMN_NAMES,
     COMPACTED,
@@ -94,12 +95,23 @@ def _error_row(study_dir: Path, trial_id: str, rows: list[dict[str, Any]]) -> li
 
 
 def rebuild(study_dir: Path, trial_id: str, recover: Recover) -> int:
-    """Write `results/<trial_id>.parquet` from the trial's checkpoint (`recover`, study.tune.
-    checkpoint.checkpoint_rows); the rows written."""
+    """Write the rows of the trial's checkpoint (`recover`, study.tune.checkpoint.
+    checkpoint_rows) that no file of the trial left in `results/` holds: as epoch files, or
+    into the trial's whole file where it has one (study.results.trial_rows); the rows written."""
+    results = study_dir / "results"
+    names = listing_of(results, None).get(trial_id, [])
+    held = [pq.read_table(results / n).to_pylist() for n in names]
+    have = {row["epoch"] for rows in held for row in rows}
     rows = recover(study_dir, trial_id)
     rows += _error_row(study_dir, trial_id, rows)
-    if rows:
-        write_atomic(to_table(rows), study_dir / "results" / f"{trial_id}.parquet")
+    rows = [row for row in rows if row["epoch"] not in have]
+    whole = f"{trial_id}.parquet"
+    if rows and whole in names:
+        merged = {r["epoch"]: r for r in [*held[names.index(whole)], *rows]}
+        write_atomic(to_table(merged[e] for e in sorted(merged)), results / whole)
+    else:
+        for row in rows:
+            write_atomic(to_table([row]), results / part_name(trial_id, row["epoch"]), None, LEAN)
     return len(rows)
 
 
@@ -111,6 +123,7 @@ def repair(study_dir: Path, recover: Recover) -> None:
     if not results.is_dir():
         return
     compact_swap.recover(str(results))
+    tune_dir, damaged = study_dir / "tune", []
     for path in sorted(results.iterdir()):
         why = problem(path)
         if why is None:
@@ -118,12 +131,14 @@ def repair(study_dir: Path, recover: Recover) -> None:
         set_aside(path, why)
         if path.suffix != ".parquet":
             continue
-        tune_dir = study_dir / "tune"
-        trials = [path.stem]
+        trials = [trial_of(path.name)]
         if path.name == COMPACTED and tune_dir.is_dir():  # every trial's rows were in it
             trials = sorted(p.name for p in tune_dir.iterdir() if any(p.glob("checkpoint_*")))
-        for trial_id in trials:
-            if (tune_dir / trial_id).is_dir():
-                n = rebuild(study_dir, trial_id, recover)
-                where = results / f"{trial_id}.parquet"
-                print(f"rebuilt {where} from its trial's checkpoint: {n} rows", file=sys.stderr)
+        damaged += [t for t in trials if t is not None and t not in damaged]
+    for trial_id in damaged:  # once every bad file is aside: the trial's good files are read
+        if (tune_dir / trial_id).is_dir():
+            n = rebuild(study_dir, trial_id, recover)
+            print(
+                f"rebuilt trial {trial_id}'s rows in {results} from its checkpoint: {n} rows",
+                file=sys.stderr,
+            )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ from ray import tune
 
 from study.crashpoints import crash_point
 from study.results.background import BackgroundWriter
-from study.results.schema import COMPACTED, SHORTLIST, STATUS_ERROR, last_line
-from study.results.trial_rows import TrialRows, parquet_files
+from study.results.schema import STATUS_ERROR, last_line
+from study.results.trial_rows import TrialRows, listing_of
 from study.train.identity import trial_columns
 from study.tune.checkpoint import checkpoint_rows
 
@@ -33,12 +34,13 @@ def error_message(trial: Any) -> str:
 
 class ResultsWriter(tune.Callback):
     """The driver-side Tune callback of a study: every reported epoch's row →
-    `<dir>/<trial_id>.parquet` (study.results.trial_rows).
+    `<dir>/<trial_id>.e<epoch>.parquet` (study.results.trial_rows; `parts=False`: every row of
+    a trial in `<dir>/<trial_id>.parquet`, rewritten on every epoch, the layout before issue 21).
 
     Rows are keyed on (trial_id, epoch), so an epoch redone after a restore replaces its row.
-    `workers=0`: each report rewrites its file before returning (the old, serial writer).
+    `workers=0`: each report writes before returning (the old, serial writer).
     `workers=K`: K threads write (study.results.background), coalescing a trial's pending epochs
-    into one rewrite; `flush` waits for them and is called before every snapshot of Tune's
+    into one write; `flush` waits for them and is called before every snapshot of Tune's
     experiment state (`get_state`), when a trial errors, and at the experiment's end, so a
     snapshot never names an epoch whose row is not on storage. A trial that errors gets one
     more row, status "error", at the epoch it failed in, with the error's last line.
@@ -52,28 +54,44 @@ class ResultsWriter(tune.Callback):
         filesystem: pafs.FileSystem | None = None,
         workers: int = 0,
         max_pending: int = 4096,
+        parts: bool = True,
     ):
         self.directory, self.study, self.spec = Path(directory), study, spec
         self.filesystem = filesystem  # None: local; else where `directory` is (study.tune.storage)
-        self.workers, self.max_pending = workers, max_pending
+        self.workers, self.max_pending, self.parts = workers, max_pending, parts
         self._trials: dict[str, TrialRows] = {}
         self._pool: BackgroundWriter | None = None  # started on the first row
+        self._listing: dict[str, list[str]] | None = None  # the directory's files, listed once
+        self._listed = threading.Lock()  # writer threads may ask for the listing at once
 
     def __getstate__(self) -> dict[str, Any]:  # a restored writer reads the files again
-        return {**self.__dict__, "_trials": {}, "_pool": None}
+        return {**self.__dict__, "_trials": {}, "_pool": None, "_listing": None, "_listed": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A pickled writer; one of v0.2 (a Tune snapshot from before issue 21) wrote serially
-        and has no `workers`: it gets this version's threads."""
-        self.__dict__.update({"workers": WRITER_THREADS, "max_pending": 4096, **state})
-        self.__dict__.update(_trials={}, _pool=None)
+        and has no `workers`: it gets this version's threads, and writes the epochs of a trial
+        that has no whole file as epoch files."""
+        defaults = {"workers": WRITER_THREADS, "max_pending": 4096, "parts": True}
+        self.__dict__.update({**defaults, **state})
+        self.__dict__.update(_trials={}, _pool=None, _listing=None, _listed=threading.Lock())
 
     def rows(self, trial_id: str) -> TrialRows:
         if trial_id not in self._trials:
             path = self.directory / f"{trial_id}.parquet"
             lazy = self.workers > 0
-            self._trials[trial_id] = TrialRows(path, self.filesystem, checkpoint_rows, lazy)
+            self._trials[trial_id] = TrialRows(
+                path, self.filesystem, checkpoint_rows, lazy, self.parts, self._files
+            )
         return self._trials[trial_id]
+
+    def _files(self, trial_id: str) -> list[str]:
+        """The names of a trial's files as they were before this writer wrote (one listing of
+        the directory for all its trials: on object storage a listing per trial would cost a
+        request per trial, each listing every file)."""
+        with self._listed:
+            if self._listing is None:
+                self._listing = listing_of(self.directory, self.filesystem)
+            return self._listing.get(trial_id, [])
 
     def put(self, trial_id: str, row: dict[str, Any]) -> None:
         rows, row = self.rows(trial_id), {**row, "study": self.study, "trial_id": trial_id}
@@ -148,11 +166,11 @@ class ResultsWriter(tune.Callback):
         self.close()
         known = {t.trial_id for t in trials}
         fs = self.filesystem or pafs.LocalFileSystem()
-        for path in parquet_files(self.directory, self.filesystem):
-            if path.stem not in known and path.name not in (COMPACTED, SHORTLIST):
-                target = self.directory.parent / "orphaned_results" / path.name
+        for trial, names in listing_of(self.directory, self.filesystem).items():
+            for name in names if trial not in known else []:
+                target = self.directory.parent / "orphaned_results" / name
                 fs.create_dir(str(target.parent), recursive=True)
-                fs.move(str(path), str(target))
+                fs.move(str(self.directory / name), str(target))
 
 
 Writer = ResultsWriter  # the name a study's Tune snapshot pickled before issue 19's move

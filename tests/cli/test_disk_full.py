@@ -97,7 +97,7 @@ def _one_error_line(capsys, argv: list[str], prefix: str) -> str:
 
 
 def test_study_trial_results_on_a_full_disk(capsys, tmp_path, monkeypatch):
-    def full(table, path, filesystem=None):
+    def full(table, path, filesystem=None, options=None):
         raise _enospc(path)
 
     monkeypatch.setattr("study.results.trial_rows.write_atomic", full)
@@ -135,11 +135,11 @@ def test_study_run_when_the_results_writer_meets_a_full_disk(capsys, tmp_path, m
 
     real, calls = results.write_atomic, []
 
-    def fills_up(table, path, filesystem=None):
+    def fills_up(table, path, filesystem=None, options=None):
         calls.append(path)
         if len(calls) >= 4:
             raise _enospc(Path(path).parent / f".{Path(path).stem}.tmp")
-        real(table, path, filesystem)
+        real(table, path, filesystem, options)
 
     spec = tmp_path / "df.yaml"
     spec.write_text(yaml.safe_dump(SPEC))

@@ -88,20 +88,44 @@ def test_bad_files_are_quarantined_and_a_damaged_trial_rebuilt(study, capsys):
     for name in bad:
         assert any(f"/results/{name}: " in w for w in warnings), name
         assert (study / "quarantine" / name).exists(), name
-    assert "rebuilt" in err and "3 rows" in err
+    assert "rebuilt trial b's rows" in err and "3 rows" in err
     df = pd.read_parquet(results)  # the folder reads as one table again
-    assert sorted(p.name for p in results.iterdir()) == ["a.parquet", "b.parquet"]
+    b = [f"b.e000{e}.parquet" for e in (1, 2, 3)]  # rebuilt as epoch files (trial_rows)
+    assert sorted(p.name for p in results.iterdir()) == ["a.parquet", *b]
     assert len(df) == 6 and set(df.trial_id) == {"a", "b"}
-    rebuilt = pd.read_parquet(results / "b.parquet")
+    rebuilt = pd.concat([pd.read_parquet(results / n) for n in b], ignore_index=True)
     cols = ["study", "trial_id", "epoch", "val_acc", "config_json", "schema_version"]
     pd.testing.assert_frame_equal(rebuilt[cols], before[cols])
+
+
+def test_a_damaged_epoch_file_is_rebuilt_alone(study, capsys):
+    """Trial b as epoch files, one of them truncated: that epoch's row comes back from the
+    checkpoint, the others are not rewritten."""
+    results = study / "results"
+    whole = pd.read_parquet(results / "b.parquet")
+    (results / "b.parquet").unlink()
+    for row in to_table(rows("b")).to_pylist():
+        write_atomic(to_table([row]), results / f"b.e000{row['epoch']}.parquet")
+    kept = {n: (results / n).read_bytes() for n in ("b.e0001.parquet", "b.e0003.parquet")}
+    data = (results / "b.e0002.parquet").read_bytes()
+    (results / "b.e0002.parquet").write_bytes(data[:-20])
+    quarantine.repair(study, checkpoint_rows)
+    err = capsys.readouterr().err
+    assert "b.e0002.parquet: unreadable" in err and "rebuilt trial b's rows" in err
+    assert "1 rows" in err
+    assert {n: (results / n).read_bytes() for n in kept} == kept
+    df = pd.read_parquet(results)
+    b = df[df.trial_id == "b"].sort_values("epoch").reset_index(drop=True)
+    cols = ["epoch", "val_acc", "config_json"]
+    pd.testing.assert_frame_equal(b[cols], whole[cols])
 
 
 def test_an_errored_trial_gets_its_error_row_back(study):
     (study / "tune" / "b" / "error.txt").write_text("Traceback…\nValueError: boom\n")
     (study / "results" / "b.parquet").write_bytes(b"PAR1 broken")
     quarantine.repair(study, checkpoint_rows)
-    df = pd.read_parquet(study / "results" / "b.parquet")
+    df = pd.read_parquet(study / "results")
+    df = df[df.trial_id == "b"].sort_values("epoch")
     assert list(df.status) == ["ok", "ok", "ok", "error"] and df.message.iloc[-1].endswith("boom")
 
 
@@ -123,8 +147,22 @@ def test_the_writer_survives_a_damaged_file_and_recovers_its_rows(study, capsys)
     (study / "results" / "b.parquet").write_bytes(b"")
     trial = TrialRows(study / "results" / "b.parquet", recover=checkpoint_rows)
     assert sorted(trial.rows) == [1, 2, 3] and "moved to" in capsys.readouterr().err
-    trial.put({**rows("b")[0], "epoch": 4})
+    trial.put({**rows("b")[0], "epoch": 4})  # its whole file (written before epoch files)
     assert list(pd.read_parquet(trial.path).epoch) == [1, 2, 3, 4]
+
+
+def test_the_writer_recovers_a_damaged_epoch_file(study, capsys):
+    results = study / "results"
+    (results / "b.parquet").unlink()
+    for row in to_table(rows("b")).to_pylist()[:2]:
+        write_atomic(to_table([row]), results / f"b.e000{row['epoch']}.parquet")
+    (results / "b.e0001.parquet").write_bytes(b"")
+    trial = TrialRows(results / "b.parquet", recover=checkpoint_rows)
+    assert sorted(trial.rows) == [1, 2, 3] and "moved to" in capsys.readouterr().err
+    assert trial.dirty == {1, 3}  # the checkpoint's rows no file holds: written next
+    trial.put({**rows("b")[0], "epoch": 4})
+    names = sorted(p.name for p in results.glob("b*"))
+    assert names == [f"b.e000{e}.parquet" for e in (1, 2, 3, 4)] and trial.dirty == set()
 
 
 def _snapshot(tune, session: str, torn: bool = False) -> None:

@@ -94,7 +94,7 @@ def test_trials_the_study_no_longer_has_are_set_aside(writer):
         report(writer, trial(trial_id), row(1))
     writer.on_experiment_end([trial("kept")])
     assert set(pd.read_parquet(writer.directory).trial_id) == {"kept"}
-    assert (writer.directory.parent / "orphaned_results" / "orphan.parquet").exists()
+    assert (writer.directory.parent / "orphaned_results" / "orphan.e0001.parquet").exists()
 
 
 @pytest.mark.parametrize("method", ["erm", "mixup", "mit_a", "regmixup"])

@@ -52,9 +52,9 @@ def writes(monkeypatch) -> list:
     """The tables TrialRows writes (each call of write_atomic), still written."""
     real, calls = trial_rows.write_atomic, []
 
-    def counting(table, path, filesystem=None):
+    def counting(table, path, filesystem=None, options=None):
         calls.append((path.stem, table.num_rows))
-        real(table, path, filesystem)
+        real(table, path, filesystem, options)
 
     monkeypatch.setattr(trial_rows, "write_atomic", counting)
     return calls
@@ -72,7 +72,8 @@ def test_rows_reach_storage_and_a_rereport_replaces_its_row(tmp_path):
 
 
 def test_a_trials_pending_epochs_are_written_once(tmp_path, writes):
-    """While the only thread is busy, epochs 1..3 of trial a wait: one rewrite holds all."""
+    """While the only thread is busy, epochs 1..3 of trial a wait: one write of trial a puts
+    each on storage once, as its own epoch file (a re-reported epoch's file replaced)."""
     w = ResultsWriter(tmp_path / "results", "unit", None, workers=1)
     gate = threading.Event()
     real = w._write
@@ -80,10 +81,15 @@ def test_a_trials_pending_epochs_are_written_once(tmp_path, writes):
     report(w, "x", 1)  # taken by the thread, held
     for e in (1, 2, 3):
         report(w, "a", e)
+    report(w, "a", 2)  # again, before it was written: written once
     gate.set()
     w.flush()
-    assert writes == [("x", 1), ("a", 3)]
+    assert writes == [("x.e0001", 1), ("a.e0001", 1), ("a.e0002", 1), ("a.e0003", 1)]
+    assert w._pool.writes == 2  # trial x's write, then trial a's
     assert epochs(w) == {"x": [1], "a": [1, 2, 3]}
+    report(w, "a", 2)  # reported again after it was written: its file replaced
+    w.flush()
+    assert writes[-1] == ("a.e0002", 1) and epochs(w) == {"x": [1], "a": [1, 2, 3]}
 
 
 def test_one_key_is_never_written_by_two_threads_at_once():
@@ -116,7 +122,7 @@ def test_an_error_in_the_thread_surfaces_on_the_next_call(tmp_path, monkeypatch)
     """A full disk in the thread: the next report raises that very error (so study.diskfull
     names it in one line), and so do flush, the snapshot and the end; not swallowed."""
 
-    def full(table, path, filesystem=None):
+    def full(table, path, filesystem=None, options=None):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(trial_rows, "write_atomic", full)
@@ -191,9 +197,9 @@ def test_a_v0_2_writer_unpickles_with_threads(tmp_path):
 
 
 def test_a_restored_trials_error_row_follows_the_files_rows_in_one_write(tmp_path, writes):
-    """After a restore the writer holds no rows of a trial until it reads its file: the error
-    row goes after the file's last epoch, and only that row's write is made (the file is read,
-    not rewritten, to find it)."""
+    """After a restore the writer holds no rows of a trial until it reads its files: the error
+    row goes after the files' last epoch, and only that row's file is written (the others are
+    read, not rewritten, to find it)."""
     from test_results import SPEC
 
     first = ResultsWriter(tmp_path / "results", "unit", SPEC, workers=2)
@@ -209,4 +215,4 @@ def test_a_restored_trials_error_row_follows_the_files_rows_in_one_write(tmp_pat
     df = pd.read_parquet(restored.directory).sort_values("epoch")
     assert list(df.epoch) == [1, 2, 3] and df.status.iloc[-1] == "error"
     assert df.message.iloc[-1] == "ValueError: boom"
-    assert writes == [("a", 3)]
+    assert writes == [("a.e0003", 1)]
