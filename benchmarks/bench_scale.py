@@ -1,20 +1,24 @@
-"""Results writing at scale (issue 21): the serial writer (`workers=0`, every report rewrites
-its trial's file inside Tune's loop) against the background writer (`workers=K` threads,
-coalesced), on local disk, on "delayed" (local disk behind `--latency` s per request: an
-object store's latency with its parallelism) and on S3 (moto on loopback, `s3-delayed`, also
-delayed; moto's own CPU cost on a small machine caps it near 60 PUT/s: run it at small N).
+"""Results writing at scale (issue 21): the serial writer (`workers=0`, every report rewrites its
+trial's file inside Tune's loop) against the background writer (`workers=K` threads, coalesced),
+each trial's rows in one file rewritten whole on every epoch ("whole", the layout before) or one
+file per epoch, written once ("epochs", study.results.trial_rows), on local disk, on "delayed"
+(local disk behind `--latency` s per request: an object store's latency with its parallelism)
+and on S3 (moto on loopback, `s3-delayed`, also delayed; moto's own CPU cost on a small machine
+caps it near 60 PUT/s: run it at small N).
 
-SIMULATED (marked "sim" in the output): 1,000 Ray actors do not fit this machine, so a loop
-in one thread plays Tune's driver: N trials, staggered, each reporting a realistic row (the
-schema of study.results, bins and config JSON included) every `epoch` seconds after the loop
-took its previous report (a function trainable waits for its report to be taken), calling the
-writer's `on_trial_result`, its `get_state` every `--snapshot` s (Tune's experiment snapshot)
-and `on_experiment_end`, exactly as Tune does. REAL ("tune"): a small study of sleeping trials
+SIMULATED (marked "sim" in the output): 1,000 Ray actors do not fit this machine, so a loop in
+one thread plays Tune's driver: N trials, staggered, each reporting a realistic row (the schema
+of study.results, bins and config JSON included) every `epoch` seconds after the loop took its
+previous report (a function trainable waits for its report to be taken), calling the writer's
+`on_trial_result`, its `get_state` every `--snapshot` s (Tune's experiment snapshot) and
+`on_experiment_end`, exactly as Tune does. REAL ("tune"): a small study of sleeping trials
 (fractional CPUs) through study.tune.writer on Ray Tune, to check the simulation at small N.
 
-Per run: lag (report → its row on storage) p50/p99/max, the time the writer blocks the loop
-per report (p99, max) and per snapshot (max), PUTs, bytes written per trial, the final file's
-size, wall against the ideal E × epoch (every trial runs at once: N × E × epoch / N).
+Per run: lag (report → its row on storage) p50/p99/max, the time the writer blocks the loop per
+report (p99, max) and per snapshot (max), PUTs, bytes written per trial, bytes stored per trial
+and files at the end, wall against the ideal E × epoch (every trial runs at once: N × E × epoch
+/ N); for the simulated runs also the study-end compaction of those files into one
+(study.results.compact, through the same storage: its seconds, and the compacted kB per trial).
     python -m benchmarks.bench_scale [--quick] [--trials N] [--epochs E] [--epoch S] ...
 """
 
@@ -33,7 +37,9 @@ import numpy as np
 import pyarrow.fs as pafs
 
 from benchmarks.scale_storage import Stats, storage
-from study.results import schema
+from study.results import compact, schema
+from study.results import files as results_files
+from study.results import read as results_read
 from study.results import trial_rows as results  # where TrialRows calls write_atomic
 from study.train.identity import trial_columns
 from study.tune.writer import ResultsWriter
@@ -134,7 +140,9 @@ def simulate(writer: Any, n: int, epochs: int, epoch: float, snapshot: float) ->
     return {"blocks": blocks, "flushes": [*flushes, end - start], "wall": end - t0}
 
 
-def tune_run(writer_args: tuple, workers: int, n: int, epochs: int, epoch: float) -> dict:
+def tune_run(
+    writer_args: tuple, workers: int, parts: bool, n: int, epochs: int, epoch: float
+) -> dict:
     """A real Ray Tune study of `n` sleeping trials through study.tune.writer.ResultsWriter."""
     from ray import tune
 
@@ -143,7 +151,7 @@ def tune_run(writer_args: tuple, workers: int, n: int, epochs: int, epoch: float
     class TuneWriter(Measured, Writer):
         pass
 
-    writer = TuneWriter(*writer_args, workers=workers)
+    writer = TuneWriter(*writer_args, workers=workers, parts=parts)
     writer.start_measuring()
     row = make_row(0, 1, epochs, np.random.default_rng(0))
 
@@ -177,7 +185,36 @@ def tune_run(writer_args: tuple, workers: int, n: int, epochs: int, epoch: float
     return {"blocks": blocks, "flushes": flushes, "wall": time.perf_counter() - t0, "w": writer}
 
 
-def one(kind: str, backend: str, workers: int, a: argparse.Namespace, epochs: int) -> None:
+def compacted(directory: Any, fs: Any, base: Any) -> tuple[float, int]:
+    """Seconds to compact the results files through `fs` (the delayed storage, standing in for
+    the URI a real study compacts), and the compacted file's bytes."""
+    where = str(directory)
+
+    def locate(path: Any) -> tuple[Any, list[str]]:  # results_files.locate, through `fs`
+        infos = (fs or pafs.LocalFileSystem()).get_file_info(pafs.FileSelector(where))
+        names = sorted(
+            i.base_name
+            for i in infos
+            if i.is_file and i.base_name.endswith(".parquet") and i.base_name[0] not in "._"
+        )
+        names.sort(key=lambda n: n != schema.COMPACTED)
+        return fs or pafs.LocalFileSystem(), [f"{where}/{n}" for n in names]
+
+    real = results_files.locate, results_read.locate
+    if fs is not None:
+        results_files.locate = results_read.locate = locate
+    try:
+        start = time.perf_counter()
+        done = compact.compact(where)
+        took = time.perf_counter() - start
+    finally:
+        results_files.locate, results_read.locate = real
+    return took, (base or pafs.LocalFileSystem()).get_file_info(done.path).size
+
+
+def one(
+    kind: str, backend: str, workers: int, parts: bool, a: argparse.Namespace, epochs: int
+) -> None:
     """One run (sim or tune) of one writer on one backend; prints its line."""
     with storage(backend, a.latency) as (directory, fs, base):
         stats = Stats(base)
@@ -185,26 +222,29 @@ def one(kind: str, backend: str, workers: int, a: argparse.Namespace, epochs: in
         try:
             args = (directory, "scale", None, fs)
             if kind == "sim":
-                w = SimWriter(*args, workers=workers)
+                w = SimWriter(*args, workers=workers, parts=parts)
                 w.start_measuring()
                 m = simulate(w, a.trials, epochs, a.epoch, a.snapshot)
                 n = a.trials
             else:
-                m = tune_run(args, workers, a.tune_trials, a.tune_epochs, a.epoch_tune)
+                m = tune_run(args, workers, parts, a.tune_trials, a.tune_epochs, a.epoch_tune)
                 w, n, epochs = m["w"], a.tune_trials, a.tune_epochs
         finally:
             results.write_atomic = stats.real
         found = (base or pafs.LocalFileSystem()).get_file_info(pafs.FileSelector(str(directory)))
-        final = max(f.size or 0 for f in found)  # the largest file: a trial's every row
+        files = [f for f in found if f.is_file]
+        stored = sum(f.size or 0 for f in files)
+        took, size = compacted(directory, fs, base) if kind == "sim" else (float("nan"), 0)
         lag, blk = np.array(w.lags), np.array(m["blocks"]) * 1e3
         epoch = a.epoch if kind == "sim" else a.epoch_tune
         ideal = epochs * epoch
         print(
-            f"{kind:4} {backend:11} {workers:3} {n:5} {epochs:3} {np.median(lag):7.2f} "
-            f"{np.percentile(lag, 99):7.2f} {lag.max():7.2f} {np.percentile(blk, 99):8.1f} "
-            f"{blk.max():8.1f} {max(m['flushes']) * 1e3:8.0f} {stats.puts:7} "
-            f"{stats.bytes / n / 1e3:9.0f} {final / 1e3:6.0f} "
-            f"{m['wall']:7.1f} {ideal:6.1f} {m['wall'] / ideal:5.2f}",
+            f"{kind:4} {backend:11} {'epochs' if parts else 'whole':6} {workers:3} {n:5} "
+            f"{epochs:3} {np.median(lag):6.2f} {np.percentile(lag, 99):6.2f} {lag.max():6.2f} "
+            f"{np.percentile(blk, 99):7.1f} {blk.max():7.1f} {max(m['flushes']) * 1e3:7.0f} "
+            f"{stats.puts:6} {stats.bytes / n / 1e3:8.0f} {stored / n / 1e3:7.0f} {len(files):6} "
+            f"{m['wall']:7.1f} {ideal:6.1f} {m['wall'] / ideal:5.2f} {took:7.1f} "
+            f"{size / n / 1e3:6.1f}",
             flush=True,
         )
 
@@ -231,13 +271,14 @@ def main(argv: list[str] | None = None) -> None:
         a.tune_trials, a.tune_epochs = min(a.tune_trials, 8), 3
     print(f"{a}\nlag in s; blocks in ms; kB per trial; sim = simulated driver loop, tune = Ray")
     print(
-        "kind backend     thr trials  E  lag50   lag99  lagmax  blk99ms  blkmax  snapmax "
-        "   puts  kB/trial fileKB  wall_s ideal  ratio"
+        "kind backend     layout thr trials  E  lag50  lag99 lagmax blk99ms  blkmax snapmax "
+        "  puts kBwrote kBkept  files  wall_s ideal ratio compact cmpKB  (per trial: kB)"
     )
     backends = a.backends.split(",")
     for backend in backends:
-        one("sim", backend, 0, a, a.old_epochs)
-        one("sim", backend, a.workers, a, a.epochs)
+        one("sim", backend, 0, False, a, a.old_epochs)
+        one("sim", backend, a.workers, False, a, a.epochs)
+        one("sim", backend, a.workers, True, a, a.epochs)
     if a.tune_trials:
         os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
         import ray
@@ -245,8 +286,8 @@ def main(argv: list[str] | None = None) -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             for backend in backends:
-                for workers in (0, a.workers):
-                    one("tune", backend, workers, a, a.tune_epochs)
+                for workers, parts in ((0, False), (a.workers, False), (a.workers, True)):
+                    one("tune", backend, workers, parts, a, a.tune_epochs)
         finally:
             ray.shutdown()
 

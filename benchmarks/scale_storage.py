@@ -95,8 +95,8 @@ class Stats:
         self.base, self.puts, self.bytes, self.lock = base, 0, 0, threading.Lock()
         self.real = results.write_atomic
 
-    def write_atomic(self, table: Any, path: Path, filesystem: Any = None) -> None:
-        self.real(table, path, filesystem)
+    def write_atomic(self, table: Any, path: Path, filesystem: Any = None, options=None) -> None:
+        self.real(table, path, filesystem, options)
         size = (
             os.path.getsize(path) if filesystem is None else self.base.get_file_info(str(path)).size
         )

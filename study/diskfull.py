@@ -8,8 +8,8 @@ traceback of some hundred lines (302 for a study) ending in the last library's e
 said "no space left". `one_line` turns any of them, found anywhere in an exception's chain
 (`__cause__`, `__context__`, SQLAlchemy's `orig`, Ray's `cause`), into `DiskFull`, which
 study.cli prints as one line with exit status 1 (not 2: the input was fine). What was written
-stays: rows are rewritten whole through a temporary file and a rename, and a study resumes from
-its last snapshot once there is space.
+stays: a results file is written whole through a temporary file and a rename, and a study
+resumes from its last snapshot once there is space.
 """
 
 from __future__ import annotations

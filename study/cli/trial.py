@@ -1,7 +1,7 @@
 """`study trial`: one trial in-process, without Ray, for debugging (breakpoints work).
 
 Shows a progress bar per epoch and a metrics line after it; with `--results DIR` it writes the
-same per-epoch Parquet rows as a study, to DIR/<trial_id>.parquet.
+same per-epoch Parquet rows as a study, to DIR/<trial_id>.e<epoch>.parquet.
 """
 
 from __future__ import annotations

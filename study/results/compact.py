@@ -1,11 +1,11 @@
 """Compaction: a study's per-trial results files merged into one Parquet file.
 
-While a study runs, each trial's rows live in `results/<trial_id>.parquet` (rewritten on every
-epoch), so the results are readable at any moment. Ten thousand small files cost ten thousand
-opens to read; once the study ends (and with `study compact DIR` for an interrupted one), they
-are merged into `results/compacted.parquet` (study.results.files.COMPACTED), whose row groups
-hold whole trials (ROW_GROUP_ROWS rows or so each, a trial never split), so reading some
-trials' columns touches only their row groups.
+While a study runs, each trial's rows live in `results/<trial_id>.e<epoch>.parquet`, a file per
+epoch (study.results.trial_rows), so the results are readable at any moment. Ten thousand small
+files cost ten thousand opens to read; once the study ends (and with `study compact DIR` for an
+interrupted one), they are merged into `results/compacted.parquet` (study.results.files.COMPACTED),
+whose row groups hold whole trials (ROW_GROUP_ROWS rows or so each, a trial never split), so reading
+some trials' columns touches only their row groups.
 
 Safe at every step, on a local directory or any pyarrow filesystem URI, and in bounded memory
 (a row group's worth of rows at a time, never the whole study):
@@ -45,6 +45,7 @@ import functools
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,14 +136,17 @@ def compact(path: str | os.PathLike) -> Compaction:
         hook = functools.partial(crash_point, "compact-removing")
         removed = compact_swap.clean(staged, directory, token, hook)
         return Compaction(target, len(order), len(read.files), removed, read.skipped)
-    removed = 0
-    for f in read.files:
-        if f == target:
-            continue
+
+    def unchanged_removed(f: str) -> bool:
         info = fs.get_file_info(f)
-        if (info.size, info.mtime_ns) == stamps.get(f):
-            _remove(fs, f)
-            removed += 1
+        if (info.size, info.mtime_ns) != stamps.get(f):
+            return False
+        _remove(fs, f)
+        return True
+
+    others = [f for f in read.files if f != target]
+    with ThreadPoolExecutor(results_files.io_threads(fs)) as pool:  # a request each, on S3
+        removed = sum(pool.map(unchanged_removed, others))
     return Compaction(target, len(order), len(read.files), removed, read.skipped)
 
 

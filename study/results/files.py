@@ -47,8 +47,16 @@ KEYS = ("study", "trial_id", "epoch", "status", "schema_version")  # every resul
 # an epoch's file: one row, so no statistics, no dictionary pages, no stored Arrow schema (it
 # reads back as the schema all the same): 6.9 kB instead of 18.7 kB for a row with its bins
 LEAN = {"write_statistics": False, "use_dictionary": False, "store_schema": False}
+REMOTE_THREADS = 32  # files read (or removed) at once on object storage: each request waits there
 WHOLE_FILE = 4 * 1024**2  # a file up to this size is fetched in one read (a trial's: ~130 KB)
 log = logging.getLogger("study.results")
+
+
+def io_threads(fs: pafs.FileSystem) -> int:
+    """Threads for reading (or removing) many small files of `fs` at once: on a local disk the
+    CPUs (decoding is the cost), on object storage REMOTE_THREADS (each request's latency is)."""
+    local = isinstance(fs, pafs.LocalFileSystem)
+    return min(8, os.cpu_count() or 1) if local else REMOTE_THREADS
 
 
 class ResultsError(ValueError):

@@ -44,6 +44,7 @@ from study.results.files import (
     TYPES,
     ResultsError,
     conform,
+    io_threads,
     locate,
     log,
     read_one,
@@ -95,7 +96,7 @@ def read(
     bulk = _bulk(files, columns, dictionary, keep) if local else None
     if bulk is not None:
         return Read(bulk[0], files, bulk[1], [], fs, bulk[2])
-    threads = max(1, threads or min(8, os.cpu_count() or 1))
+    threads = max(1, threads or io_threads(fs))
 
     def one(f: str) -> pa.Table | str:
         try:

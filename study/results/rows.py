@@ -17,7 +17,6 @@ keys to find them by.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -66,7 +65,7 @@ def _read(read: Read, columns: Sequence[str], rows: np.ndarray) -> pa.Table:
     scan = isinstance(read.fs, pafs.LocalFileSystem) and _polars()
     empty = pa.schema([pa.field(c, results_files.TYPES[c]) for c in columns]).empty_table()
     parts = [empty]
-    with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(results_files.io_threads(read.fs)) as pool:
         for group in _groups(np.unique(file_of), read.counts):
             lo = np.searchsorted(file_of, group[0], side="left")
             hi = np.searchsorted(file_of, group[-1], side="right")

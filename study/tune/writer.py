@@ -148,7 +148,7 @@ class ResultsWriter(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info) -> None:
         self.flush()  # its rows (and the file's) are known, so the failed epoch is the next
         rows = self.rows(trial.trial_id)
-        rows.load()  # the file's rows too (a trial restored after a crash), no rewrite
+        rows.load()  # the files' rows too (a trial restored after a crash), no rewrite
         try:
             identity = trial_columns(self.spec.trial_config(trial.config))
         except ValueError:  # the config itself is what failed

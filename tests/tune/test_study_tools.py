@@ -29,6 +29,8 @@ import yaml
 from test_tune import GOALS, TINY
 
 from study.cli.main import main
+from study.results.files import LEAN
+from study.results.names import part_name
 from study.tune.search import TAGS
 
 pytestmark = pytest.mark.slow
@@ -101,14 +103,16 @@ def test_optuna_storage_has_names_and_tags_matching_the_parquet_files(study):
 
 def test_every_trials_rows_tag_reads_its_rows_after_and_before_compaction(study, tmp_path):
     """The `rows` tag, run as written, gives exactly its trial's rows: on the study as it ended
-    (compacted file + shortlist) and on the same rows as per-trial files (a running study)."""
+    (compacted file + shortlist) and on the same rows as epoch files (a running study)."""
     d, df = study["dir"], study["df"]
     running = tmp_path / "running"
     (running / "results").mkdir(parents=True)
     table = pq.read_table(d / "results" / "compacted.parquet")  # the results schema
-    for tid in df.trial_id.unique():  # one file per trial, as the running study wrote them
+    for tid in df.trial_id.unique():  # one file per epoch, as the running study wrote them
         part = table.filter(pc.equal(table["trial_id"], tid))
-        pq.write_table(part, running / "results" / f"{tid}.parquet")
+        for e in part["epoch"].to_pylist():
+            one = part.filter(pc.equal(part["epoch"], e))
+            pq.write_table(one, running / "results" / part_name(tid, e), **LEAN)
     s = optuna.load_study(study_name="tools", storage=f"sqlite:///{d / 'optuna.db'}")
     for t in s.trials:
         tid, line = t.user_attrs["tune_trial_id"], t.user_attrs["rows"]
